@@ -1,0 +1,210 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// FrontendConfig describes one HTTP frontend.
+type FrontendConfig struct {
+	Name    string
+	Routes  []Route
+	Default *Backend // the defaultBackend; nil answers 503 when no rule matches
+	// Port is the frontend's port as X-Forwarded-Port shows it.
+	Port     int
+	TLS      bool
+	Timeouts Timeouts
+	// MaxConns bounds concurrent client connections (HAProxy maxconn);
+	// 0 means 10,000, Edge-LB's per-frontend default.
+	MaxConns int
+	// MaxRequestsPerConn closes a client connection (politely) after that
+	// many requests; 0 means no limit.
+	MaxRequestsPerConn int
+	// Linger bounds the lingering read after edgeproxy half-closes a client
+	// connection; 0 means 2 s.
+	Linger time.Duration
+	// KeepBuffersWhileIdle keeps a connection's 16 KiB buffers while it
+	// waits for its next request. By default they go back to a shared pool,
+	// which keeps 10,000 idle keep-alive connections cheap.
+	KeepBuffersWhileIdle bool
+	// Logf logs connection-level errors; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// FrontendStats are a frontend's counters.
+type FrontendStats struct {
+	Conns    atomic.Int64  // open client connections
+	Accepted atomic.Uint64 // client connections accepted
+	NoRoute  atomic.Uint64 // requests no rule matched, without default
+	Refused  atomic.Uint64 // requests refused for their framing
+	Tunnels  atomic.Int64  // open upgraded tunnels
+}
+
+// Frontend is one HTTP listener and its routing.
+type Frontend struct {
+	Name      string
+	router    *router
+	server    *fasthttp.Server
+	timeouts  Timeouts
+	portBytes []byte
+	tls       bool
+	linger    time.Duration
+	logf      func(string, ...any)
+	Stats     FrontendStats
+}
+
+// NewFrontend builds a frontend; Serve starts it.
+func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
+	r, err := newRouter(cfg.Routes, cfg.Default)
+	if err != nil {
+		return nil, err
+	}
+	t := cfg.Timeouts.withDefaults()
+	f := &Frontend{
+		Name:      cfg.Name,
+		router:    r,
+		timeouts:  t,
+		portBytes: strconv.AppendInt(nil, int64(cfg.Port), 10),
+		tls:       cfg.TLS,
+		linger:    cfg.Linger,
+		logf:      cfg.Logf,
+	}
+	if f.linger <= 0 {
+		f.linger = 2 * time.Second
+	}
+	if f.logf == nil {
+		f.logf = func(string, ...any) {}
+	}
+	maxConns := cfg.MaxConns
+	if maxConns <= 0 {
+		maxConns = 10000
+	}
+	f.server = &fasthttp.Server{
+		Handler:                       f.handle,
+		ErrorHandler:                  f.parseError,
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePreParseMultipartForm:  true,
+		StreamRequestBody:             true,
+		MaxRequestBodySize:            maxBufferedRequestBody,
+		ReadBufferSize:                16 << 10,
+		WriteBufferSize:               16 << 10,
+		ReadTimeout:                   t.HTTPRequest,
+		WriteTimeout:                  t.Client,
+		IdleTimeout:                   t.KeepAlive,
+		MaxRequestsPerConn:            cfg.MaxRequestsPerConn,
+		Concurrency:                   maxConns,
+		CloseOnShutdown:               true,
+		ReduceMemoryUsage:             !cfg.KeepBuffersWhileIdle,
+		Logger:                        fasthttpLogger{f},
+		ConnState: func(_ net.Conn, st fasthttp.ConnState) {
+			switch st {
+			case fasthttp.StateNew:
+				f.Stats.Conns.Add(1)
+				f.Stats.Accepted.Add(1)
+			case fasthttp.StateClosed, fasthttp.StateHijacked:
+				f.Stats.Conns.Add(-1)
+			}
+		},
+	}
+	return f, nil
+}
+
+type fasthttpLogger struct{ f *Frontend }
+
+func (l fasthttpLogger) Printf(format string, args ...any) { l.f.logf(format, args...) }
+
+// parseError answers requests the HTTP parser refused: malformed or
+// ambiguous framing and invalid fields get 400 (RFC 9112 §6.3), an
+// oversized head 431, a body above limits 413, a client too slow to send
+// its head 408. The connection is closed after the answer.
+func (f *Frontend) parseError(ctx *fasthttp.RequestCtx, err error) {
+	f.Stats.Refused.Add(1)
+	status := fasthttp.StatusBadRequest
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		status = fasthttp.StatusRequestHeaderFieldsTooLarge
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status = fasthttp.StatusRequestEntityTooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		status = fasthttp.StatusRequestTimeout
+	}
+	writeError(ctx, status)
+	ctx.SetConnectionClose()
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (f *Frontend) Serve(ln net.Listener) error {
+	err := f.server.Serve(lingerListener{Listener: ln, linger: f.linger})
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets requests in flight finish (their responses
+// carry "Connection: close"), closes idle connections with a half-close and
+// lingering read, and returns when all are gone or ctx ends.
+func (f *Frontend) Shutdown(ctx context.Context) error {
+	return f.server.ShutdownWithContext(ctx)
+}
+
+// lingerListener wraps accepted connections so that closing one is polite.
+type lingerListener struct {
+	net.Listener
+	linger time.Duration
+}
+
+func (l lingerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		return &lingerConn{TCPConn: tc, linger: l.linger}, nil
+	}
+	return c, nil
+}
+
+// lingerConn closes with a half-close (FIN) and then reads and discards
+// what the peer still sends, until it closes too or linger passes. Closing
+// a socket with unread data makes the kernel send a reset, which can
+// destroy a response the client has not read yet; lingering avoids that.
+type lingerConn struct {
+	*net.TCPConn
+	linger time.Duration
+	closed atomic.Bool
+}
+
+func (c *lingerConn) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if err := c.TCPConn.CloseWrite(); err != nil {
+		return c.TCPConn.Close()
+	}
+	_ = c.TCPConn.SetReadDeadline(time.Now().Add(c.linger))
+	var buf [512]byte
+	for budget := 256 << 10; budget > 0; {
+		n, err := c.TCPConn.Read(buf[:])
+		budget -= n
+		if err != nil {
+			if err == io.EOF {
+				break
+			}
+			break
+		}
+	}
+	return c.TCPConn.Close()
+}
