@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/config"
+	"github.com/edgeproxy/edgeproxy/discovery"
+	"github.com/edgeproxy/edgeproxy/proxy"
+)
+
+// instance is one running pool instance: its backends, frontends, the
+// sources that keep the backends' server sets current, and the stats
+// listener.
+type instance struct {
+	pool      *config.Pool
+	flags     *runFlags
+	log       *slog.Logger
+	backends  map[string]*proxy.Backend
+	order     []*proxy.Backend
+	frontends []*listeningFrontend
+	sources   []func(ctx context.Context)
+	watcher   *discovery.Watcher
+	draining  atomic.Bool
+	stats     *statsListener
+}
+
+type listeningFrontend struct {
+	fe   *proxy.Frontend
+	ln   net.Listener
+	done chan error
+}
+
+// newInstance builds everything from the pool and binds every listener, so
+// that a port conflict is reported before anything starts.
+func newInstance(p *config.Pool, f *runFlags, log *slog.Logger) (*instance, error) {
+	in := &instance{pool: p, flags: f, log: log, backends: map[string]*proxy.Backend{}}
+	for i := range p.Haproxy.Backends {
+		if err := in.addBackend(&p.Haproxy.Backends[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i := range p.Haproxy.Frontends {
+		if err := in.addFrontend(&p.Haproxy.Frontends[i]); err != nil {
+			in.closeListeners()
+			return nil, err
+		}
+	}
+	st, err := newStatsListener(in)
+	if err != nil {
+		in.closeListeners()
+		return nil, err
+	}
+	in.stats = st
+	return in, nil
+}
+
+func (in *instance) closeListeners() {
+	for _, lf := range in.frontends {
+		lf.ln.Close()
+	}
+}
+
+func pick(d, fallback time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return fallback
+}
+
+func (in *instance) addBackend(b *config.Backend) error {
+	o := b.Options()
+	switch b.Protocol {
+	case config.HTTP:
+	default:
+		return fmt.Errorf("backend %q: protocol %s is not supported yet (HTTP only)", b.Name, b.Protocol)
+	}
+	t := in.flags.timeouts
+	t.Connect = pick(o.Timeouts.Connect, t.Connect)
+	t.Server = pick(o.Timeouts.Server, t.Server)
+	t.Tunnel = pick(o.Timeouts.Tunnel, t.Tunnel)
+	t.Queue = pick(o.Timeouts.Queue, t.Queue)
+	retries := 3
+	if o.Retries >= 0 {
+		retries = o.Retries
+	}
+	redispatch := true
+	if o.Redispatch != nil {
+		redispatch = *o.Redispatch
+	}
+	balance := proxy.Balance(o.Balance)
+	if balance == "" {
+		balance = proxy.RoundRobin
+	}
+	rq := b.RewriteHTTP.Request
+	rw := proxy.Rewrite{
+		ForwardFor:     boolOr(rq.Forwardfor, true),
+		ForwardedPort:  boolOr(rq.XForwardedPort, true),
+		ForwardedProto: boolOr(rq.XForwardedProtoHTTPSIfTLS, true),
+	}
+	if boolOr(rq.SetHostHeader, true) {
+		rw.Host = b.RewriteHTTP.Host
+	}
+	be := proxy.NewBackend(b.Name, proxy.BackendOptions{
+		Balance: balance, Retries: retries, Redispatch: redispatch, Timeouts: t, Rewrite: rw,
+	})
+	in.backends[b.Name] = be
+	in.order = append(in.order, be)
+
+	agg := &serverAggregate{be: be, parts: make([][]proxy.ServerSpec, len(b.Services))}
+	for i := range b.Services {
+		svc := &b.Services[i]
+		opts := svc.Server(b)
+		idx := i
+		update := func(specs []proxy.ServerSpec) { agg.set(idx, specs) }
+		switch {
+		case svc.Endpoint.Type == config.Address:
+			host, port := svc.Endpoint.Address, int(*svc.Endpoint.Port)
+			in.sources = append(in.sources, func(ctx context.Context) {
+				watchAddress(ctx, host, port, opts.Weight, update, in.log.With("backend", b.Name))
+			})
+		case svc.Marathon.ServiceID != "" || svc.Marathon.ServiceIDPattern != "":
+			w, err := in.marathon()
+			if err != nil {
+				return fmt.Errorf("backend %q service %d: %w", b.Name, i, err)
+			}
+			sel := discovery.Selector{
+				ServiceID:        svc.Marathon.ServiceID,
+				ServiceIDPattern: svc.Marathon.ServiceIDRegexp(),
+				PortName:         svc.Endpoint.PortName,
+				AllPorts:         boolOr(svc.Endpoint.AllPorts, false),
+				Type:             string(svc.Endpoint.Type),
+			}
+			if svc.Endpoint.Port != nil && *svc.Endpoint.Port > 0 {
+				sel.Port = int(*svc.Endpoint.Port)
+			}
+			kind := "agentip"
+			if svc.Endpoint.Type == config.ContainerIP {
+				kind = "containerip"
+			}
+			w.Watch(sel, func(eps []discovery.Endpoint) {
+				specs := make([]proxy.ServerSpec, 0, len(eps))
+				for _, e := range eps {
+					if !e.Healthy {
+						continue
+					}
+					specs = append(specs, proxy.ServerSpec{
+						Name:     proxy.ServerName(kind, e.Address, e.Port),
+						Addr:     net.JoinHostPort(e.Address, strconv.Itoa(e.Port)),
+						Weight:   opts.Weight,
+						Draining: e.Draining,
+					})
+				}
+				update(specs)
+			})
+		default:
+			return fmt.Errorf("backend %q service %d: only Marathon and ADDRESS services are supported yet", b.Name, i)
+		}
+	}
+	return nil
+}
+
+// marathon returns the shared Marathon watcher, creating it on first use.
+func (in *instance) marathon() (*discovery.Watcher, error) {
+	if in.watcher != nil {
+		return in.watcher, nil
+	}
+	f := in.flags
+	if f.marathon == "" {
+		return nil, errors.New("it selects Marathon apps: pass --marathon URL (or EDGEPROXY_MARATHON)")
+	}
+	opts := discovery.ClientOptions{
+		URLs: []string{f.marathon}, User: f.marathonUser, Password: f.marathonPassword, CAFile: f.marathonCA,
+		Logf: logfFor(in.log.With("component", "marathon")),
+	}
+	if f.dcosUID != "" {
+		key, err := os.ReadFile(f.dcosKey)
+		if err != nil {
+			return nil, fmt.Errorf("read DC/OS private key: %w", err)
+		}
+		opts.ServiceAccount = &discovery.ServiceAccount{UID: f.dcosUID, PrivateKeyPEM: key, LoginEndpoint: f.dcosLoginURL}
+	}
+	c, err := discovery.NewClient(opts)
+	if err != nil {
+		return nil, fmt.Errorf("marathon: %w", err)
+	}
+	in.watcher = discovery.NewWatcher(c, discovery.WatcherOptions{Logf: logfFor(in.log.With("component", "marathon"))})
+	return in.watcher, nil
+}
+
+func logfFor(l *slog.Logger) func(string, ...any) {
+	return func(format string, args ...any) { l.Info(fmt.Sprintf(format, args...)) }
+}
+
+func boolOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
+
+// serverAggregate joins the server lists of a backend's services.
+type serverAggregate struct {
+	mu    sync.Mutex
+	be    *proxy.Backend
+	parts [][]proxy.ServerSpec
+}
+
+func (a *serverAggregate) set(i int, specs []proxy.ServerSpec) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.parts[i] = specs
+	var all []proxy.ServerSpec
+	for _, p := range a.parts {
+		all = append(all, p...)
+	}
+	a.be.SetServers(all)
+}
+
+func (in *instance) addFrontend(fc *config.Frontend) error {
+	if fc.Protocol != config.HTTP {
+		return fmt.Errorf("frontend %q: protocol %s is not supported yet (HTTP only)", fc.Name, fc.Protocol)
+	}
+	o := fc.Options()
+	t := in.flags.timeouts
+	t.Client = pick(o.Timeouts.Client, t.Client)
+	t.HTTPRequest = pick(o.Timeouts.HTTPRequest, t.HTTPRequest)
+	t.KeepAlive = pick(o.Timeouts.HTTPKeepAlive, t.KeepAlive)
+	cfg := proxy.FrontendConfig{
+		Name:               fc.Name,
+		Timeouts:           t,
+		MaxConns:           o.MaxConn,
+		MaxRequestsPerConn: in.flags.maxRequestsPerConn,
+		Logf:               logfFor(in.log.With("frontend", fc.Name)),
+	}
+	if d := fc.LinkBackend.DefaultBackend; d != "" {
+		cfg.Default = in.backends[d]
+	}
+	for _, m := range fc.LinkBackend.Map {
+		cfg.Routes = append(cfg.Routes, proxy.Route{
+			Backend: in.backends[m.Backend], HostEq: m.HostEq, HostReg: m.HostReg,
+			PathBeg: m.PathBeg, PathEnd: m.PathEnd, PathReg: m.PathReg,
+		})
+	}
+	port := int(*fc.BindPort)
+	addr := net.JoinHostPort(fc.BindAddress, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("frontend %q: %w", fc.Name, err)
+	}
+	cfg.Port = ln.Addr().(*net.TCPAddr).Port
+	fe, err := proxy.NewFrontend(cfg)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("frontend %q: %w", fc.Name, err)
+	}
+	in.frontends = append(in.frontends, &listeningFrontend{fe: fe, ln: ln, done: make(chan error, 1)})
+	return nil
+}
+
+// run serves until ctx ends, then drains within the grace period.
+func (in *instance) run(ctx context.Context) error {
+	srcCtx, stopSources := context.WithCancel(context.Background())
+	defer stopSources()
+	for _, s := range in.sources {
+		go s(srcCtx)
+	}
+	if in.watcher != nil {
+		go in.watcher.Run(srcCtx)
+	}
+	go in.stats.serve()
+	for _, lf := range in.frontends {
+		go func() { lf.done <- lf.fe.Serve(lf.ln) }()
+		in.log.Info("frontend listening", "frontend", lf.fe.Name, "address", lf.ln.Addr().String())
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-in.firstFrontendError():
+		return err
+	}
+	in.log.Info("draining", "grace_period", in.flags.gracePeriod.String())
+	in.draining.Store(true)
+	dctx, cancel := context.WithTimeout(context.Background(), in.flags.gracePeriod)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, lf := range in.frontends {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lf.fe.Shutdown(dctx); err != nil {
+				in.log.Warn("drain cut short", "frontend", lf.fe.Name, "error", err.Error())
+			}
+		}()
+	}
+	wg.Wait()
+	in.stats.shutdown(dctx)
+	in.log.Info("stopped")
+	return nil
+}
+
+func (in *instance) firstFrontendError() <-chan error {
+	ch := make(chan error, 1)
+	for _, lf := range in.frontends {
+		go func() {
+			if err := <-lf.done; err != nil {
+				ch <- fmt.Errorf("frontend %q: %w", lf.fe.Name, err)
+			}
+		}()
+	}
+	return ch
+}
+
+// ready reports whether the instance should take traffic: not draining,
+// and every Marathon selector synced once.
+func (in *instance) ready() bool {
+	if in.draining.Load() {
+		return false
+	}
+	if in.watcher != nil {
+		select {
+		case <-in.watcher.Synced():
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// watchAddress keeps the servers of an ADDRESS endpoint current: an IP is
+// one server; a DNS name is resolved now and every 10 s (HAProxy's
+// resolvers hold a valid answer 10 s), one server per address, and a failed
+// lookup keeps the last good answer.
+func watchAddress(ctx context.Context, host string, port, weight int, update func([]proxy.ServerSpec), log *slog.Logger) {
+	if ip := net.ParseIP(host); ip != nil {
+		update([]proxy.ServerSpec{{Name: proxy.ServerName("address", host, port), Addr: net.JoinHostPort(host, strconv.Itoa(port)), Weight: weight}})
+		return
+	}
+	var last string
+	failing := false
+	for {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		addrs, err := net.DefaultResolver.LookupHost(lctx, host)
+		cancel()
+		switch {
+		case err != nil:
+			if !failing {
+				log.Warn("cannot resolve address; keeping the last answer", "address", host, "error", err.Error())
+				failing = true
+			}
+		default:
+			if failing {
+				log.Info("address resolves again", "address", host)
+				failing = false
+			}
+			sort.Strings(addrs)
+			key := fmt.Sprint(addrs)
+			if key != last {
+				last = key
+				specs := make([]proxy.ServerSpec, len(addrs))
+				for i, a := range addrs {
+					name := proxy.ServerName("address", host, port)
+					if len(addrs) > 1 {
+						name += "_" + a
+					}
+					specs[i] = proxy.ServerSpec{Name: name, Addr: net.JoinHostPort(a, strconv.Itoa(port)), Weight: weight}
+				}
+				update(specs)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
