@@ -48,7 +48,23 @@ type Server struct {
 	draining atomic.Bool
 	retired  atomic.Bool
 
+	// health is the server's health checking, set before the server is
+	// published in a set and never changed; nil means always healthy.
+	health Health
+
 	Stats ServerStats
+}
+
+// Health is what a server's health checking offers the request path. Every
+// method must be cheap, lock-free and allocation-free: they run per request.
+type Health interface {
+	// Up reports whether the server may take new requests.
+	Up() bool
+	// ReportFailure tells of a failure on live traffic (connect refused or
+	// timed out, a reset before the response), for passive ejection.
+	ReportFailure()
+	// ReportSuccess tells of a request that got a response.
+	ReportSuccess()
 }
 
 // ServerStats are a server's counters, updated lock-free per request.
@@ -71,7 +87,22 @@ func (s *Server) SetDown(down bool) { s.down.Store(down) }
 
 // Available reports whether the server takes new requests.
 func (s *Server) Available() bool {
-	return !s.down.Load() && !s.draining.Load() && !s.retired.Load()
+	return !s.down.Load() && !s.draining.Load() && !s.retired.Load() && (s.health == nil || s.health.Up())
+}
+
+// Health returns the server's health checking, or nil.
+func (s *Server) Health() Health { return s.health }
+
+func (s *Server) reportFailure() {
+	if s.health != nil {
+		s.health.ReportFailure()
+	}
+}
+
+func (s *Server) reportSuccess() {
+	if s.health != nil {
+		s.health.ReportSuccess()
+	}
 }
 
 // Weight is the configured weight.
@@ -113,6 +144,12 @@ type BackendOptions struct {
 	Rewrite    Rewrite
 	// MaxIdlePerServer bounds the pooled idle connections of each server.
 	MaxIdlePerServer int
+	// NewHealth, when set, gives each new server its health checking; it
+	// runs in SetServers before the server takes traffic.
+	NewHealth func(*Server) Health
+	// ServerRemoved, when set, is told of each server that left the set
+	// (for example to stop its health checks).
+	ServerRemoved func(*Server)
 }
 
 // Rewrite holds Edge-LB's rewriteHttp.request switches.
@@ -165,6 +202,9 @@ func (b *Backend) SetServers(specs []ServerSpec) {
 		} else {
 			s = &Server{Name: sp.Name, Addr: sp.Addr, backend: b}
 			s.pool.init(b.opts.MaxIdlePerServer)
+			if b.opts.NewHealth != nil {
+				s.health = b.opts.NewHealth(s)
+			}
 		}
 		s.weight.Store(int64(sp.Weight))
 		s.draining.Store(sp.Draining)
@@ -175,6 +215,9 @@ func (b *Backend) SetServers(specs []ServerSpec) {
 	for _, s := range known {
 		s.retired.Store(true)
 		s.pool.closeIdle(0)
+		if b.opts.ServerRemoved != nil {
+			b.opts.ServerRemoved(s)
+		}
 	}
 }
 

@@ -132,6 +132,7 @@ func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *request
 	bc, reused, err := srv.acquire(&srv.backend.dialer)
 	if err != nil {
 		srv.Stats.ConnErrors.Add(1)
+		srv.reportFailure()
 		return true, errConnect
 	}
 	srv.Stats.Active.Add(1)
@@ -170,9 +171,15 @@ func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *request
 	}
 	resp := &ctx.Response
 	if err = readResponseHead(bc.br, &resp.Header); err != nil {
+		if !reused || !errors.Is(err, errBackendClosed) {
+			// A reused connection the server closed while idle says nothing
+			// of the server's health; anything else does.
+			srv.reportFailure()
+		}
 		canRetry := reused && errors.Is(err, errBackendClosed) && isIdempotent(req.Header.Method()) && !stream
 		return f.fail(srv, bc, canRetry, err)
 	}
+	srv.reportSuccess()
 	backendClose := resp.Header.ConnectionClose()
 	status := resp.Header.StatusCode()
 	cleanResponseHead(&resp.Header, false)

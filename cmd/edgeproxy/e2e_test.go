@@ -380,3 +380,23 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 		t.Fatal("did not exit after drain")
 	}
 }
+
+// TestAddressByDNSName uses a host name as an ADDRESS endpoint: it is
+// resolved (and re-resolved) and every address it has becomes a server.
+func TestAddressByDNSName(t *testing.T) {
+	bs := startCustomers(t, 1, nil)
+	_, p, _ := net.SplitHostPort(bs[0].addr)
+	cfg, port, _ := seedWithAddresses(t, []string{net.JoinHostPort("localhost", p)})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	startProxy(t, addr, "run", "--config", cfg, "--bind-address", "127.0.0.1")
+	for i := range 4 {
+		resp, err := http.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("X-Served-By") != "customer-0" {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+}
