@@ -105,4 +105,3 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	stdout.Write(out)
 	return 0
 }
-
