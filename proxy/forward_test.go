@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -278,4 +279,15 @@ func deadAddr(t *testing.T) string {
 	a := b.addr()
 	b.srv.Close()
 	return a
+}
+
+func TestHostRewrite(t *testing.T) {
+	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Host) })
+	be := backendOf(t, BackendOptions{Rewrite: Rewrite{Host: "internal.example"}}, b.addr())
+	_, addr := startFrontend(t, FrontendConfig{Default: be})
+	c := dialRaw(t, addr)
+	c.send(get("public.example", "/"))
+	if _, body := c.response("GET"); body != "internal.example" {
+		t.Fatalf("backend saw Host %q", body)
+	}
 }
