@@ -64,6 +64,7 @@ var gaps = []gap{
 		}},
 	{field: "mesos", msg: "is not supported yet: Mesos framework and task selectors (discovery reads Marathon only)",
 		svc: func(s *Service) (string, bool) { return "", s.Mesos != (MesosSelector{}) }},
+}
 
 // Unsupported lists the fields of a parsed pool that edgeproxy accepts but
 // does not act on yet, in document order. They are warnings: the rest of
