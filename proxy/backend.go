@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"math/rand/v2"
+	"sync"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -128,6 +129,10 @@ type Backend struct {
 	rw      rewrite
 	dialer  net.Dialer
 	Stats   BackendStats
+
+	janitor sync.Once
+	stop    chan struct{}
+	closed  sync.Once
 }
 
 // BackendStats are a backend's own counters.
@@ -169,7 +174,7 @@ func NewBackend(name string, opts BackendOptions) *Backend {
 		opts.MaxIdlePerServer = 256
 	}
 	opts.Timeouts = opts.Timeouts.withDefaults()
-	b := &Backend{Name: name, balance: opts.Balance, opts: &opts}
+	b := &Backend{Name: name, balance: opts.Balance, opts: &opts, stop: make(chan struct{})}
 	b.rw = rewrite{
 		forwardFor:     opts.Rewrite.ForwardFor,
 		forwardedPort:  opts.Rewrite.ForwardedPort,
@@ -181,6 +186,33 @@ func NewBackend(name string, opts BackendOptions) *Backend {
 	return b
 }
 
+// Close stops the backend's housekeeping and closes its idle connections.
+func (b *Backend) Close() {
+	b.closed.Do(func() { close(b.stop) })
+	for _, s := range b.Servers() {
+		s.pool.closeIdle(0)
+	}
+}
+
+// sweep closes, once a second, pooled connections idle for longer than
+// timeout backend-idle, so they never outlive the server's own keep-alive
+// timeout and turn into a race at reuse.
+func (b *Backend) sweep() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case now := <-t.C:
+			cutoff := now.Add(-b.opts.Timeouts.BackendIdle).UnixNano()
+			for _, s := range b.Servers() {
+				s.pool.closeIdle(cutoff)
+			}
+		}
+	}
+}
+
 // Servers returns the current server set; the slice must not be modified.
 func (b *Backend) Servers() []*Server { return b.set.Load().servers }
 
@@ -189,6 +221,7 @@ func (b *Backend) Servers() []*Server { return b.set.Load().servers }
 // retired: their idle connections close now and requests in flight on them
 // finish. Requests never see a partial set.
 func (b *Backend) SetServers(specs []ServerSpec) {
+	b.janitor.Do(func() { go b.sweep() })
 	old := b.set.Load()
 	known := make(map[string]*Server, len(old.servers))
 	for _, s := range old.servers {

@@ -104,6 +104,7 @@ func backendOf(t *testing.T, opts BackendOptions, addrs ...string) *Backend {
 		opts.Redispatch = true
 	}
 	b := NewBackend("be", opts)
+	t.Cleanup(b.Close)
 	specs := make([]ServerSpec, len(addrs))
 	for i, a := range addrs {
 		specs[i] = ServerSpec{Name: fmt.Sprintf("s%d", i), Addr: a, Weight: 1}

@@ -240,3 +240,26 @@ func TestServerSetSwapUnderLoad(t *testing.T) {
 		t.Fatalf("final set wrong: %v", final)
 	}
 }
+
+func TestIdleBackendConnectionsExpire(t *testing.T) {
+	b := startBackend(t, "b", nil)
+	be := backendOf(t, BackendOptions{Timeouts: Timeouts{BackendIdle: 200 * time.Millisecond}}, b.addr())
+	_, addr := startFrontend(t, FrontendConfig{Default: be})
+	c := dialRaw(t, addr)
+	c.send(get("a", "/"))
+	c.response("GET")
+	if n := be.Servers()[0].IdleConns(); n != 1 {
+		t.Fatalf("%d idle connections after a request, want 1", n)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for be.Servers()[0].IdleConns() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("idle backend connection not closed after timeout backend-idle")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.send(get("a", "/"))
+	if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+		t.Fatalf("after expiry: %d", resp.StatusCode)
+	}
+}

@@ -302,6 +302,9 @@ func (in *instance) run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	for _, be := range in.order {
+		be.Close()
+	}
 	in.stats.shutdown(dctx)
 	in.log.Info("stopped")
 	return nil
