@@ -143,6 +143,12 @@ func (c *Conn) handshake() {
 		c.hdr = h
 	case errors.Is(err, ErrNoHeader) && !c.opts.Required:
 		// Plain connection: everything peeked stays in br.
+	case err == io.EOF:
+		// Closed before sending a byte, as TCP health checks do: not
+		// worth a log line.
+		c.err = io.EOF
+		_ = c.conn.Close()
+		return
 	default:
 		if errors.Is(err, ErrNoHeader) {
 			err = fmt.Errorf("%w, and one is required", ErrNoHeader)

@@ -76,6 +76,8 @@ func TestListenerHeaders(t *testing.T) {
 		wantRemote string // "" means the socket's own peer address
 		wantData   string
 		wantErr    error
+		// closeClient half-closes the client after sending.
+		closeClient bool
 	}{
 		{name: "v1", required: true, send: []byte("PROXY TCP4 198.51.100.22 203.0.113.7 35646 80\r\nhello"),
 			wantRemote: "198.51.100.22:35646", wantData: "hello"},
@@ -84,17 +86,21 @@ func TestListenerHeaders(t *testing.T) {
 				"767063652d30313233343536373839616263646566 30"), "hello"...),
 			wantRemote: "203.0.113.7:35646", wantData: "hello"},
 		{name: "v2 nlb health check is LOCAL", required: true,
-			send: append(mustHex("0d0a0d0a000d0a515549540a 20 00 0000"), "GET /health HTTP/1.1\r\n"...),
+			send:     append(mustHex("0d0a0d0a000d0a515549540a 20 00 0000"), "GET /health HTTP/1.1\r\n"...),
 			wantData: "GET /health HTTP/1.1\r\n"},
 		{name: "missing header optional", send: []byte("GET / HTTP/1.1\r\n"), wantData: "GET / HTTP/1.1\r\n"},
 		{name: "missing header required", required: true, send: []byte("GET / HTTP/1.1\r\n"), wantErr: ErrNoHeader},
 		{name: "malformed", send: []byte("PROXY TCP4 1.2.3.4 5.6.7.8 99999 2\r\nhello"), wantErr: ErrInvalid},
+		{name: "truncated", required: true, send: []byte("PROXY TCP4 1.2.3.4"), closeClient: true, wantErr: io.ErrUnexpectedEOF},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs logSink
 			ln := listen(t, ListenerOptions{Required: tt.required, ReadHeaderTimeout: 2 * time.Second, Logf: logs.logf})
 			client := dial(t, ln, tt.send)
+			if tt.closeClient {
+				client.(*net.TCPConn).CloseWrite()
+			}
 			c := accept(t, ln)
 			buf := make([]byte, 64)
 			if tt.wantErr != nil {
@@ -135,6 +141,22 @@ func TestListenerHeaders(t *testing.T) {
 				t.Errorf("unexpected log: %q", logs.String())
 			}
 		})
+	}
+}
+
+// A TCP health check connects and closes without a byte: Read reports EOF
+// and nothing is logged, even when a header is required.
+func TestListenerQuietOnEmptyConnection(t *testing.T) {
+	var logs logSink
+	ln := listen(t, ListenerOptions{Required: true, Logf: logs.logf})
+	client := dial(t, ln, nil)
+	client.Close()
+	c := accept(t, ln)
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("Read = %v, want io.EOF", err)
+	}
+	if logs.String() != "" {
+		t.Errorf("logged %q", logs.String())
 	}
 }
 
