@@ -29,6 +29,9 @@ type ServerSpec struct {
 	Weight int    // 0..256; 0 takes no traffic
 	// Draining servers take no new requests; those in flight finish.
 	Draining bool
+	// Meta is passed to BackendOptions.NewHealth untouched (for example the
+	// health check settings of the service the server came from).
+	Meta any
 }
 
 // Server is one backend server. It lives as long as some server set or some
@@ -151,7 +154,7 @@ type BackendOptions struct {
 	MaxIdlePerServer int
 	// NewHealth, when set, gives each new server its health checking; it
 	// runs in SetServers before the server takes traffic.
-	NewHealth func(*Server) Health
+	NewHealth func(*Server, ServerSpec) Health
 	// ServerRemoved, when set, is told of each server that left the set
 	// (for example to stop its health checks).
 	ServerRemoved func(*Server)
@@ -236,7 +239,7 @@ func (b *Backend) SetServers(specs []ServerSpec) {
 			s = &Server{Name: sp.Name, Addr: sp.Addr, backend: b}
 			s.pool.init(b.opts.MaxIdlePerServer)
 			if b.opts.NewHealth != nil {
-				s.health = b.opts.NewHealth(s)
+				s.health = b.opts.NewHealth(s, sp)
 			}
 		}
 		s.weight.Store(int64(sp.Weight))

@@ -20,7 +20,7 @@ func TestHealthHooks(t *testing.T) {
 	hs := map[string]*fakeHealth{}
 	var removed atomic.Int64
 	be := NewBackend("b", BackendOptions{Retries: 3, Redispatch: true,
-		NewHealth: func(s *Server) Health {
+		NewHealth: func(s *Server, _ ServerSpec) Health {
 			h := &fakeHealth{}
 			h.up.Store(true)
 			hs[s.Addr] = h

@@ -23,6 +23,7 @@ type runFlags struct {
 	dcosLoginURL       string
 	marathonCA         string
 	gracePeriod        time.Duration
+	startupTimeout     time.Duration
 	timeouts           proxy.Timeouts
 	maxRequestsPerConn int
 	logFormat          string
@@ -43,6 +44,7 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.dcosLoginURL, "dcos-login-url", "", "")
 	fs.StringVar(&f.marathonCA, "marathon-ca", "", "")
 	fs.DurationVar(&f.gracePeriod, "grace-period", 30*time.Second, "")
+	fs.DurationVar(&f.startupTimeout, "startup-timeout", 30*time.Second, "")
 	fs.DurationVar(&f.timeouts.Connect, "timeout-connect", d.Connect, "")
 	fs.DurationVar(&f.timeouts.Client, "timeout-client", d.Client, "")
 	fs.DurationVar(&f.timeouts.Server, "timeout-server", d.Server, "")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgeproxy/edgeproxy/config"
 	"github.com/edgeproxy/edgeproxy/discovery"
+	"github.com/edgeproxy/edgeproxy/healthcheck"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
@@ -30,6 +31,11 @@ type instance struct {
 	frontends []*listeningFrontend
 	sources   []func(ctx context.Context)
 	watcher   *discovery.Watcher
+	checker   *healthcheck.Checker
+	// initial counts the services that have not delivered their first
+	// server list; frontends start serving once it reaches zero (or after
+	// --startup-timeout), so the first clients never meet an empty backend.
+	initial   sync.WaitGroup
 	draining  atomic.Bool
 	stats     *statsListener
 }
@@ -44,6 +50,15 @@ type listeningFrontend struct {
 // that a port conflict is reported before anything starts.
 func newInstance(p *config.Pool, f *runFlags, log *slog.Logger) (*instance, error) {
 	in := &instance{pool: p, flags: f, log: log, backends: map[string]*proxy.Backend{}}
+	hlog := log.With("component", "healthcheck")
+	in.checker = healthcheck.NewChecker(healthcheck.Options{
+		Logf: logfFor(hlog),
+		OnChange: func(t *healthcheck.Target, from, to healthcheck.State) {
+			st := t.Snapshot()
+			hlog.Info("server state changed", "server", t.Addr(), "from", from.String(), "to", to.String(),
+				"check", st.LastResult.String(), "took", st.LastDuration.String())
+		},
+	})
 	for i := range p.Haproxy.Backends {
 		if err := in.addBackend(&p.Haproxy.Backends[i]); err != nil {
 			return nil, err
@@ -112,6 +127,8 @@ func (in *instance) addBackend(b *config.Backend) error {
 	}
 	be := proxy.NewBackend(b.Name, proxy.BackendOptions{
 		Balance: balance, Retries: retries, Redispatch: redispatch, Timeouts: t, Rewrite: rw,
+		NewHealth:     in.newHealth,
+		ServerRemoved: in.serverRemoved,
 	})
 	in.backends[b.Name] = be
 	in.order = append(in.order, be)
@@ -120,8 +137,17 @@ func (in *instance) addBackend(b *config.Backend) error {
 	for i := range b.Services {
 		svc := &b.Services[i]
 		opts := svc.Server(b)
+		check := checkConfig(opts)
 		idx := i
-		update := func(specs []proxy.ServerSpec) { agg.set(idx, specs) }
+		var first sync.Once
+		in.initial.Add(1)
+		update := func(specs []proxy.ServerSpec) {
+			for i := range specs {
+				specs[i].Meta = check
+			}
+			agg.set(idx, specs)
+			first.Do(in.initial.Done)
+		}
 		switch {
 		case svc.Endpoint.Type == config.Address:
 			host, port := svc.Endpoint.Address, int(*svc.Endpoint.Port)
@@ -167,6 +193,37 @@ func (in *instance) addBackend(b *config.Backend) error {
 		}
 	}
 	return nil
+}
+
+// checkConfig turns a service's server options into its health check.
+func checkConfig(o config.ServerOptions) healthcheck.Config {
+	c := o.Check
+	hc := healthcheck.Config{
+		Enabled: c.Enabled, Inter: c.Inter, FastInter: c.FastInter, DownInter: c.DownInter,
+		Timeout: c.Timeout, Rise: c.Rise, Fall: c.Fall, Port: c.Port, SlowStart: o.SlowStart,
+	}
+	if c.HTTP != nil {
+		hc.HTTP = &healthcheck.HTTPCheck{Method: c.HTTP.Method, Path: c.HTTP.Path, Host: c.HTTP.Host, ExpectStatus: c.HTTP.ExpectStatus}
+	}
+	return hc
+}
+
+// newHealth starts the health checks of a server that joined a backend.
+func (in *instance) newHealth(s *proxy.Server, spec proxy.ServerSpec) proxy.Health {
+	cfg, _ := spec.Meta.(healthcheck.Config)
+	t, err := in.checker.Add(s.Addr, cfg)
+	if err != nil {
+		in.log.Error("cannot health-check server; it takes traffic unchecked", "server", s.Addr, "error", err.Error())
+		return nil
+	}
+	return t
+}
+
+// serverRemoved stops the health checks of a server that left its backend.
+func (in *instance) serverRemoved(s *proxy.Server) {
+	if t, ok := s.Health().(*healthcheck.Target); ok {
+		in.checker.Remove(t)
+	}
 }
 
 // marathon returns the shared Marathon watcher, creating it on first use.
@@ -278,6 +335,14 @@ func (in *instance) run(ctx context.Context) error {
 		go in.watcher.Run(srcCtx)
 	}
 	go in.stats.serve()
+	initial := make(chan struct{})
+	go func() { in.initial.Wait(); close(initial) }()
+	select {
+	case <-initial:
+	case <-time.After(in.flags.startupTimeout):
+		in.log.Warn("not every backend has its servers yet; serving anyway", "waited", in.flags.startupTimeout.String())
+	case <-ctx.Done():
+	}
 	for _, lf := range in.frontends {
 		go func() { lf.done <- lf.fe.Serve(lf.ln) }()
 		in.log.Info("frontend listening", "frontend", lf.fe.Name, "address", lf.ln.Addr().String())
@@ -305,6 +370,7 @@ func (in *instance) run(ctx context.Context) error {
 	for _, be := range in.order {
 		be.Close()
 	}
+	in.checker.Close()
 	in.stats.shutdown(dctx)
 	in.log.Info("stopped")
 	return nil

@@ -89,6 +89,10 @@ RUN OPTIONS
                               DC/OS service account login (RS256 JWT).
     --marathon-ca FILE        CA bundle for an HTTPS Marathon.
     --grace-period DURATION   How long draining may take (default 30s).
+    --startup-timeout D       How long to wait for every backend's first
+                              server list (Marathon sync, DNS) before
+                              serving anyway (default 30s). Listeners are
+                              bound at once: early clients wait, not fail.
     --timeout-connect D       Connecting to a server (default 3s).
     --timeout-client D        Client inactivity (default 30s).
     --timeout-server D        Server inactivity (default 30s).
