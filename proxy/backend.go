@@ -141,6 +141,9 @@ type Backend struct {
 // BackendStats are a backend's own counters.
 type BackendStats struct {
 	NoServer atomic.Uint64 // requests answered 503 for want of a server
+	// LocalResponses counts the responses edgeproxy wrote itself for the
+	// backend (503 without a server, 502, 504), by status class.
+	LocalResponses [6]atomic.Uint64
 }
 
 // BackendOptions are the per-backend forwarding settings.

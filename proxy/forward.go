@@ -23,6 +23,12 @@ const maxBufferedRequestBody = 64 << 10
 
 // handle serves one client request: it checks framing, routes, and forwards.
 func (f *Frontend) handle(ctx *fasthttp.RequestCtx) {
+	f.serve(ctx)
+	f.Stats.Requests.Add(1)
+	f.Stats.Responses[statusClass(ctx.Response.StatusCode())].Add(1)
+}
+
+func (f *Frontend) serve(ctx *fasthttp.RequestCtx) {
 	var info requestHeadInfo
 	scanRequestHead(ctx.Request.Header.RawHeaders(), &info)
 	// RFC 9112 §6.3: a request with both Transfer-Encoding and
@@ -107,7 +113,9 @@ func (f *Frontend) forward(ctx *fasthttp.RequestCtx, be *Backend, info *requestH
 		err = errNoServer
 	}
 	if err != nil {
-		writeError(ctx, statusFor(err))
+		status := statusFor(err)
+		writeError(ctx, status)
+		be.Stats.LocalResponses[statusClass(status)].Add(1)
 		var cbe clientBodyError
 		if errors.As(err, &cbe) {
 			// The request body's framing is lost: nothing after it can be

@@ -45,6 +45,9 @@ type FrontendStats struct {
 	NoRoute  atomic.Uint64 // requests no rule matched, without default
 	Refused  atomic.Uint64 // requests refused for their framing
 	Tunnels  atomic.Int64  // open upgraded tunnels
+	Requests atomic.Uint64 // requests answered, by anyone
+	// Responses counts the responses sent, by status class: other, 1xx..5xx.
+	Responses [6]atomic.Uint64
 }
 
 // Frontend is one HTTP listener and its routing.
@@ -129,6 +132,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) { l.f.logf(format, ar
 // its head 408. The connection is closed after the answer.
 func (f *Frontend) parseError(ctx *fasthttp.RequestCtx, err error) {
 	f.Stats.Refused.Add(1)
+	f.Stats.Requests.Add(1)
 	status := fasthttp.StatusBadRequest
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
@@ -142,6 +146,7 @@ func (f *Frontend) parseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	writeError(ctx, status)
 	ctx.SetConnectionClose()
+	f.Stats.Responses[statusClass(status)].Add(1)
 }
 
 // Serve accepts connections on ln until Shutdown.

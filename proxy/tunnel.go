@@ -39,9 +39,11 @@ func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHe
 	if bc == nil {
 		if srv == nil {
 			be.Stats.NoServer.Add(1)
+			be.Stats.LocalResponses[5].Add(1)
 			writeError(ctx, fasthttp.StatusServiceUnavailable)
 			return
 		}
+		be.Stats.LocalResponses[5].Add(1)
 		writeError(ctx, fasthttp.StatusBadGateway)
 		return
 	}
@@ -53,6 +55,7 @@ func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHe
 	if _, err := bc.conn.Write(head); err != nil {
 		bc.close()
 		srv.Stats.RespErrors.Add(1)
+		be.Stats.LocalResponses[5].Add(1)
 		writeError(ctx, fasthttp.StatusBadGateway)
 		return
 	}
@@ -60,6 +63,7 @@ func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHe
 	if err := readResponseHead(bc.br, &resp.Header); err != nil {
 		bc.close()
 		srv.Stats.RespErrors.Add(1)
+		be.Stats.LocalResponses[5].Add(1)
 		writeError(ctx, statusFor(err))
 		return
 	}

@@ -106,16 +106,30 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		pools = append(pools, p)
 	}
 	results := make([]int, len(pools))
-	var wg sync.WaitGroup
+	var wg, serving sync.WaitGroup
 	for i, p := range pools {
 		wg.Add(1)
+		serving.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = runPool(ctx, p, &f, log.With("instance", p.Haproxy.Stats.BindAddress), stderr)
+			var once sync.Once
+			results[i] = runPool(ctx, p, &f, log.With("instance", p.Haproxy.Stats.BindAddress), stderr,
+				func() { once.Do(serving.Done) })
+			once.Do(serving.Done)
 			if results[i] != 0 {
 				stop() // one instance failed: stop the demo
 			}
 		}()
+	}
+	serving.Wait()
+	if ctx.Err() != nil {
+		wg.Wait()
+		for _, r := range results {
+			if r != 0 {
+				return r
+			}
+		}
+		return 0
 	}
 	fmt.Fprintf(stdout, `
 edgeproxy demo: the seed scenario on this machine

@@ -230,6 +230,31 @@ func TestSeedReachesAllFourInTurn(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("health check: %v %v", resp, err)
 	}
+	// The stats listener counts what was sent, as HAProxy's CSV and
+	// Prometheus exporter would show it.
+	csvBody := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/haproxy?stats;csv", statsPort))
+	if !strings.HasPrefix(csvBody, "# pxname,svname,qcur,qmax,scur,smax,slim,stot,") ||
+		!strings.Contains(csvBody, "\ncustomer-backend,BACKEND,") || strings.Count(csvBody, "\ncustomer-backend,address_127.0.0.1_") != 4 {
+		t.Fatalf("stats CSV:\n%s", csvBody)
+	}
+	metrics := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", statsPort))
+	if !strings.Contains(metrics, `haproxy_backend_http_responses_total{code="2xx",proxy="customer-backend"} 8`) {
+		t.Fatalf("metrics lack the 8 responses:\n%s", metrics)
+	}
+}
+
+func fetch(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
 }
 
 func TestValidateFixtures(t *testing.T) {

@@ -38,6 +38,7 @@ type instance struct {
 	initial   sync.WaitGroup
 	draining  atomic.Bool
 	stats     *statsListener
+	serving   func() // called once every frontend serves; may be nil
 }
 
 type listeningFrontend struct {
@@ -346,6 +347,9 @@ func (in *instance) run(ctx context.Context) error {
 	for _, lf := range in.frontends {
 		go func() { lf.done <- lf.fe.Serve(lf.ln) }()
 		in.log.Info("frontend listening", "frontend", lf.fe.Name, "address", lf.ln.Addr().String())
+	}
+	if in.serving != nil {
+		in.serving()
 	}
 	select {
 	case <-ctx.Done():

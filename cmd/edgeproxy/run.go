@@ -44,16 +44,18 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return runPool(ctx, pool, &f, log, stderr)
+	return runPool(ctx, pool, &f, log, stderr, nil)
 }
 
-// runPool runs one instance of pool until ctx ends.
-func runPool(ctx context.Context, pool *config.Pool, f *runFlags, log *slog.Logger, stderr io.Writer) int {
+// runPool runs one instance of pool until ctx ends. serving, when not nil,
+// is called once every frontend serves.
+func runPool(ctx context.Context, pool *config.Pool, f *runFlags, log *slog.Logger, stderr io.Writer, serving func()) int {
 	in, err := newInstance(pool, f, log.With("pool", pool.Name))
 	if err != nil {
 		fmt.Fprintf(stderr, "edgeproxy: pool %q: %v\n", pool.Name, err)
 		return 1
 	}
+	in.serving = serving
 	if err := in.run(ctx); err != nil {
 		fmt.Fprintf(stderr, "edgeproxy: pool %q: %v\n", pool.Name, err)
 		return 1

@@ -4,16 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
 	"strconv"
+
+	"github.com/edgeproxy/edgeproxy/healthcheck"
+	"github.com/edgeproxy/edgeproxy/proxy"
+	"github.com/edgeproxy/edgeproxy/stats"
 )
 
 // statsListener serves the pool's stats and admin endpoints on
 // haproxy.stats.bindAddress:bindPort.
 type statsListener struct {
 	ln  net.Listener
-	srv *http.Server
+	srv *stats.Server
 }
 
 func newStatsListener(in *instance) (*statsListener, error) {
@@ -27,29 +29,64 @@ func newStatsListener(in *instance) (*statsListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stats listener: %w", err)
 	}
-	mux := http.NewServeMux()
-	health := func(w http.ResponseWriter, r *http.Request) {
-		if !in.ready() {
-			http.Error(w, "draining or not synced", http.StatusServiceUnavailable)
-			return
+	links := map[*proxy.Frontend][]*proxy.Backend{}
+	for i, lf := range in.frontends {
+		fc := &in.pool.Haproxy.Frontends[i]
+		if d := fc.LinkBackend.DefaultBackend; d != "" {
+			links[lf.fe] = append(links[lf.fe], in.backends[d])
 		}
-		fmt.Fprintln(w, "OK")
+		for _, m := range fc.LinkBackend.Map {
+			links[lf.fe] = append(links[lf.fe], in.backends[m.Backend])
+		}
 	}
-	mux.HandleFunc("/_haproxy_health_check", health)
-	mux.HandleFunc("/readyz", health)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "OK") })
-	mux.HandleFunc("/_haproxy_getpids", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, os.Getpid()) })
-	mux.HandleFunc("/_haproxy_getconfig", func(w http.ResponseWriter, r *http.Request) {
-		out, err := in.pool.MarshalEffective()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(out)
+	srv := stats.New(stats.Options{
+		Frontends: func() []*proxy.Frontend {
+			out := make([]*proxy.Frontend, len(in.frontends))
+			for i, lf := range in.frontends {
+				out[i] = lf.fe
+			}
+			return out
+		},
+		Backends:         func() []*proxy.Backend { return in.order },
+		FrontendBackends: func(f *proxy.Frontend) []*proxy.Backend { return links[f] },
+		ServerHealth:     serverHealth,
+		PoolName:         in.pool.Name,
+		Config:           in.pool.MarshalEffective,
+		Ready:            in.ready,
+		Version:          version,
+		Logf:             logfFor(in.log.With("component", "stats")),
 	})
 	in.log.Info("stats listening", "address", ln.Addr().String())
-	return &statsListener{ln: ln, srv: &http.Server{Handler: mux}}, nil
+	return &statsListener{ln: ln, srv: srv}, nil
+}
+
+// serverHealth reports a server's health checking for the stats page.
+func serverHealth(s *proxy.Server) (stats.ServerHealth, bool) {
+	t, ok := s.Health().(*healthcheck.Target)
+	if !ok {
+		return stats.ServerHealth{}, false
+	}
+	st := t.Snapshot()
+	h := stats.ServerHealth{
+		State: "UP", Checked: st.CheckEnabled, CheckStatus: st.LastResult.String(),
+		CheckCode: st.LastCode, CheckDuration: st.LastDuration, Rise: st.Rise, Fall: st.Fall,
+		CheckFailures: st.CheckFailures, Downs: st.Downs, LastChange: st.LastChange, Downtime: st.Downtime,
+	}
+	switch st.State {
+	case healthcheck.StateDown:
+		h.State = "DOWN"
+	case healthcheck.StateDraining:
+		h.State = "DRAIN"
+	}
+	if st.LastErr != nil {
+		h.CheckDesc = st.LastErr.Error()
+	}
+	if st.Check == healthcheck.StateDown {
+		h.Health = st.Successes
+	} else {
+		h.Health = st.Rise + st.Fall - 1 - st.Failures
+	}
+	return h, true
 }
 
 func (s *statsListener) serve() { _ = s.srv.Serve(s.ln) }
