@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"math/rand/v2"
-	"sync"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )

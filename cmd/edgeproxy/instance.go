@@ -35,10 +35,10 @@ type instance struct {
 	// initial counts the services that have not delivered their first
 	// server list; frontends start serving once it reaches zero (or after
 	// --startup-timeout), so the first clients never meet an empty backend.
-	initial   sync.WaitGroup
-	draining  atomic.Bool
-	stats     *statsListener
-	serving   func() // called once every frontend serves; may be nil
+	initial  sync.WaitGroup
+	draining atomic.Bool
+	stats    *statsListener
+	serving  func() // called once every frontend serves; may be nil
 }
 
 type listeningFrontend struct {
