@@ -184,7 +184,14 @@ func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *request
 			// of the server's health; anything else does.
 			srv.reportFailure()
 		}
-		canRetry := reused && errors.Is(err, errBackendClosed) && isIdempotent(req.Header.Method()) && !stream
+		// Nothing of a response arrived. An idempotent request whose body
+		// edgeproxy still holds may go to another server when the reused
+		// connection had been closed under it, or when the server let the
+		// response timeout pass (HAProxy's retry-on conn-failure and
+		// response-timeout): a hung server then costs the client time, not
+		// an error.
+		replayable := isIdempotent(req.Header.Method()) && !stream
+		canRetry := replayable && (reused && errors.Is(err, errBackendClosed) || errors.Is(err, errServerTimeout))
 		return f.fail(srv, bc, canRetry, err)
 	}
 	srv.reportSuccess()

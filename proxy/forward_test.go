@@ -244,6 +244,36 @@ func TestErrorsMapToStatus(t *testing.T) {
 			t.Fatalf("got %d %q", resp.StatusCode, body)
 		}
 	})
+	t.Run("hung server: GET goes elsewhere, POST gets 504", func(t *testing.T) {
+		hung := startBackend(t, "hung", func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(400 * time.Millisecond)
+		})
+		good := startBackend(t, "good", nil)
+		be := backendOf(t, BackendOptions{Timeouts: Timeouts{Server: 100 * time.Millisecond}}, hung.addr(), good.addr())
+		_, addr := startFrontend(t, FrontendConfig{Default: be})
+		c := dialRaw(t, addr)
+		for i := range 4 {
+			c.send(get("a", "/"))
+			if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+				t.Fatalf("GET %d: %d", i, resp.StatusCode)
+			}
+		}
+		posts504 := 0
+		for range 4 {
+			c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
+			resp, _ := c.response("POST")
+			switch resp.StatusCode {
+			case 200:
+			case 504:
+				posts504++
+			default:
+				t.Fatalf("POST: %d", resp.StatusCode)
+			}
+		}
+		if posts504 != 2 {
+			t.Fatalf("%d POSTs got 504, want the 2 sent to the hung server (never replayed)", posts504)
+		}
+	})
 	t.Run("reset mid-response gives a clean end", func(t *testing.T) {
 		b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/small" {
