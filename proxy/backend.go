@@ -141,6 +141,7 @@ type Backend struct {
 // BackendStats are a backend's own counters.
 type BackendStats struct {
 	NoServer atomic.Uint64 // requests answered 503 for want of a server
+	Swaps    atomic.Uint64 // server sets swapped in (SetServers calls)
 	// LocalResponses counts the responses edgeproxy wrote itself for the
 	// backend (503 without a server, 502, 504), by status class.
 	LocalResponses [6]atomic.Uint64
@@ -251,6 +252,7 @@ func (b *Backend) SetServers(specs []ServerSpec) {
 	}
 	ns.sched = schedule(ns.servers)
 	b.set.Store(ns)
+	b.Stats.Swaps.Add(1)
 	for _, s := range known {
 		s.retired.Store(true)
 		s.pool.closeIdle(0)

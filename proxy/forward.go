@@ -24,6 +24,13 @@ const maxBufferedRequestBody = 64 << 10
 // handle serves one client request: it checks framing, routes, and forwards.
 func (f *Frontend) handle(ctx *fasthttp.RequestCtx) {
 	f.serve(ctx)
+	// A client's "close" (any case, among other options, RFC 9110 §7.6.1)
+	// is recorded by the server before the handler runs and honoured after
+	// it; edgeproxy's own decision to close is applied here, once the
+	// response head is final.
+	if f.closing.Load() {
+		ctx.SetConnectionClose()
+	}
 	f.Stats.Requests.Add(1)
 	f.Stats.Responses[statusClass(ctx.Response.StatusCode())].Add(1)
 }
@@ -36,12 +43,6 @@ func (f *Frontend) serve(ctx *fasthttp.RequestCtx) {
 	if info.transferEnc > 0 && info.contentLength > 0 || info.conn.overflow {
 		f.refuse(ctx, fasthttp.StatusBadRequest)
 		return
-	}
-	// A client's "close" (in any case, among other options) ends the client
-	// connection after this response; fasthttp already honours the exact
-	// token, this covers lists like "Keep-Alive, Close".
-	if info.conn.close {
-		ctx.SetConnectionClose()
 	}
 	be := f.router.route(ctx)
 	if be == nil {

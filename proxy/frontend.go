@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/proxy/proxyproto"
 	"github.com/valyala/fasthttp"
 )
 
@@ -34,6 +35,12 @@ type FrontendConfig struct {
 	// waits for its next request. By default they go back to a shared pool,
 	// which keeps 10,000 idle keep-alive connections cheap.
 	KeepBuffersWhileIdle bool
+	// AcceptProxy requires a PROXY protocol header (v1 or v2) on every
+	// connection (HAProxy's "accept-proxy"); the address it carries is the
+	// client's for X-Forwarded-For, logs and "source" balancing.
+	AcceptProxy bool
+	// ProxyHeaderTimeout bounds the wait for that header; 0 means 3 s.
+	ProxyHeaderTimeout time.Duration
 	// Logf logs connection-level errors; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -60,7 +67,11 @@ type Frontend struct {
 	tls       bool
 	linger    time.Duration
 	logf      func(string, ...any)
-	Stats     FrontendStats
+	// closing makes every response say "Connection: close" (CloseLazily).
+	closing     atomic.Bool
+	acceptProxy bool
+	proxyWait   time.Duration
+	Stats       FrontendStats
 }
 
 // NewFrontend builds a frontend; Serve starts it.
@@ -78,6 +89,9 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 		tls:       cfg.TLS,
 		linger:    cfg.Linger,
 		logf:      cfg.Logf,
+
+		acceptProxy: cfg.AcceptProxy,
+		proxyWait:   cfg.ProxyHeaderTimeout,
 	}
 	if f.linger <= 0 {
 		f.linger = 2 * time.Second
@@ -151,12 +165,24 @@ func (f *Frontend) parseError(ctx *fasthttp.RequestCtx, err error) {
 
 // Serve accepts connections on ln until Shutdown.
 func (f *Frontend) Serve(ln net.Listener) error {
-	err := f.server.Serve(lingerListener{Listener: ln, linger: f.linger})
+	ln = lingerListener{Listener: ln, linger: f.linger}
+	if f.acceptProxy {
+		ln = proxyproto.NewListener(ln, proxyproto.ListenerOptions{
+			Required: true, ReadHeaderTimeout: f.proxyWait, Logf: f.logf,
+		})
+	}
+	err := f.server.Serve(ln)
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
 }
+
+// CloseLazily makes every further response carry "Connection: close", so
+// clients leave one by one after their next request instead of having idle
+// connections cut. It is the step between deregistration from a load
+// balancer and Shutdown.
+func (f *Frontend) CloseLazily() { f.closing.Store(true) }
 
 // Shutdown stops accepting, lets requests in flight finish (their responses
 // carry "Connection: close"), closes idle connections with a half-close and

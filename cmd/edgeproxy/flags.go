@@ -27,6 +27,10 @@ type runFlags struct {
 	timeouts           proxy.Timeouts
 	maxRequestsPerConn int
 	logFormat          string
+	awsCLBs            listFlag
+	awsTargetGroups    listFlag
+	awsPort            int
+	lazyClose          time.Duration
 }
 
 func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
@@ -55,6 +59,10 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&f.timeouts.BackendIdle, "timeout-backend-idle", d.BackendIdle, "")
 	fs.IntVar(&f.maxRequestsPerConn, "max-requests-per-conn", 0, "")
 	fs.StringVar(&f.logFormat, "log-format", "json", "")
+	fs.Var(&f.awsCLBs, "aws-clb", "")
+	fs.Var(&f.awsTargetGroups, "aws-target-group", "")
+	fs.IntVar(&f.awsPort, "aws-port", 0, "")
+	fs.DurationVar(&f.lazyClose, "lazy-close", 5*time.Second, "")
 	return fs
 }
 

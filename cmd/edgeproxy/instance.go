@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgeproxy/edgeproxy/config"
 	"github.com/edgeproxy/edgeproxy/discovery"
+	"github.com/edgeproxy/edgeproxy/elb"
 	"github.com/edgeproxy/edgeproxy/healthcheck"
 	"github.com/edgeproxy/edgeproxy/proxy"
 )
@@ -32,6 +33,7 @@ type instance struct {
 	sources   []func(ctx context.Context)
 	watcher   *discovery.Watcher
 	checker   *healthcheck.Checker
+	registrar *elb.Registrar
 	// initial counts the services that have not delivered their first
 	// server list; frontends start serving once it reaches zero (or after
 	// --startup-timeout), so the first clients never meet an empty backend.
@@ -44,6 +46,7 @@ type instance struct {
 type listeningFrontend struct {
 	fe   *proxy.Frontend
 	ln   net.Listener
+	port int
 	done chan error
 }
 
@@ -71,6 +74,12 @@ func newInstance(p *config.Pool, f *runFlags, log *slog.Logger) (*instance, erro
 			return nil, err
 		}
 	}
+	r, err := in.newRegistrar(context.Background())
+	if err != nil {
+		in.closeListeners()
+		return nil, err
+	}
+	in.registrar = r
 	st, err := newStatsListener(in)
 	if err != nil {
 		in.closeListeners()
@@ -298,6 +307,7 @@ func (in *instance) addFrontend(fc *config.Frontend) error {
 		Timeouts:           t,
 		MaxConns:           o.MaxConn,
 		MaxRequestsPerConn: in.flags.maxRequestsPerConn,
+		AcceptProxy:        o.AcceptProxy,
 		Logf:               logfFor(in.log.With("frontend", fc.Name)),
 	}
 	if d := fc.LinkBackend.DefaultBackend; d != "" {
@@ -321,7 +331,7 @@ func (in *instance) addFrontend(fc *config.Frontend) error {
 		ln.Close()
 		return fmt.Errorf("frontend %q: %w", fc.Name, err)
 	}
-	in.frontends = append(in.frontends, &listeningFrontend{fe: fe, ln: ln, done: make(chan error, 1)})
+	in.frontends = append(in.frontends, &listeningFrontend{fe: fe, ln: ln, port: cfg.Port, done: make(chan error, 1)})
 	return nil
 }
 
@@ -334,6 +344,11 @@ func (in *instance) run(ctx context.Context) error {
 	}
 	if in.watcher != nil {
 		go in.watcher.Run(srcCtx)
+	}
+	var regDone chan error
+	if in.registrar != nil {
+		regDone = make(chan error, 1)
+		go func() { regDone <- in.registrar.Run(srcCtx) }()
 	}
 	go in.stats.serve()
 	initial := make(chan struct{})
@@ -351,21 +366,77 @@ func (in *instance) run(ctx context.Context) error {
 	if in.serving != nil {
 		in.serving()
 	}
+	if in.registrar != nil {
+		go in.registerWhenReady(srcCtx)
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-in.firstFrontendError():
 		return err
 	}
-	in.log.Info("draining", "grace_period", in.flags.gracePeriod.String())
-	in.draining.Store(true)
-	dctx, cancel := context.WithTimeout(context.Background(), in.flags.gracePeriod)
+	in.drain()
+	stopSources()
+	if regDone != nil {
+		<-regDone
+	}
+	in.log.Info("stopped")
+	return nil
+}
+
+// registerWhenReady tells the registrar to register once the instance is
+// ready: frontends serve and every Marathon selector synced.
+func (in *instance) registerWhenReady(ctx context.Context) {
+	for !in.ready() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	in.registrar.SetReady()
+}
+
+// drain is the shutdown order, all within --grace-period:
+//  1. fail /_haproxy_health_check (not behind an NLB: there a failing
+//     target health check resets the flows it still carries);
+//  2. deregister from every load balancer and keep serving until each
+//     reports the target drained or its deregistration delay passed;
+//  3. close connections lazily: every response says "Connection: close"
+//     for --lazy-close;
+//  4. stop accepting, let requests in flight finish, close idle
+//     connections with a half-close and lingering read.
+func (in *instance) drain() {
+	budget, cancel := context.WithTimeout(context.Background(), in.flags.gracePeriod)
 	defer cancel()
+	r := in.registrar
+	if r == nil || r.Kind().MayFailHealthCheck() {
+		in.draining.Store(true)
+	}
+	in.log.Info("draining", "grace_period", in.flags.gracePeriod.String())
+	if r != nil {
+		if err := r.Deregister(budget); err != nil {
+			in.log.Error("deregistration failed; draining anyway", "error", err.Error())
+		}
+		if err := r.WaitDrained(budget); err != nil {
+			in.log.Warn("load balancer drain not confirmed", "error", err.Error())
+		}
+		in.draining.Store(true)
+	}
+	for _, lf := range in.frontends {
+		lf.fe.CloseLazily()
+	}
+	if in.flags.lazyClose > 0 && r != nil {
+		select {
+		case <-budget.Done():
+		case <-time.After(in.flags.lazyClose):
+		}
+	}
 	var wg sync.WaitGroup
 	for _, lf := range in.frontends {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := lf.fe.Shutdown(dctx); err != nil {
+			if err := lf.fe.Shutdown(budget); err != nil {
 				in.log.Warn("drain cut short", "frontend", lf.fe.Name, "error", err.Error())
 			}
 		}()
@@ -375,9 +446,7 @@ func (in *instance) run(ctx context.Context) error {
 		be.Close()
 	}
 	in.checker.Close()
-	in.stats.shutdown(dctx)
-	in.log.Info("stopped")
-	return nil
+	in.stats.shutdown(budget)
 }
 
 func (in *instance) firstFrontendError() <-chan error {

@@ -105,6 +105,27 @@ RUN OPTIONS
                               (default 0: no limit).
     --log-format FORMAT       json (default) or text.
 
+AWS OPTIONS
+    --aws-clb NAME            Register with this Classic Load Balancer
+                              (repeatable; EDGEPROXY_AWS_CLB takes a
+                              comma-separated list).
+    --aws-target-group ARN    Register with this ALB/NLB target group
+                              (repeatable; EDGEPROXY_AWS_TARGET_GROUP).
+    --aws-port N              Port to register (default: the first
+                              frontend's port).
+    --lazy-close D            After deregistration, how long responses say
+                              "Connection: close" before the listeners stop
+                              (default 5s).
+    Registration happens once the instance is ready (listeners bound, first
+    Marathon sync done) and is repaired if someone removes it. On SIGTERM:
+    the health check fails (except behind an NLB), edgeproxy deregisters,
+    serves until the balancer reports the target drained or the
+    deregistration delay passes, closes connections lazily, then stops. Give
+    Mesos a kill grace period above the deregistration delay plus
+    --lazy-close (see docs/aws.md). The AWS SDK's standard configuration
+    applies (AWS_REGION, credentials chain, AWS_ENDPOINT_URL,
+    AWS_EC2_METADATA_SERVICE_ENDPOINT).
+
 EXIT STATUS
     0 on success or after a clean drain, 1 on a configuration or runtime
     error, 2 on a usage error.

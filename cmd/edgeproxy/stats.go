@@ -55,6 +55,7 @@ func newStatsListener(in *instance) (*statsListener, error) {
 		Ready:            in.ready,
 		Version:          version,
 		Logf:             logfFor(in.log.With("component", "stats")),
+		Extra:            in.extraMetrics(),
 	})
 	in.log.Info("stats listening", "address", ln.Addr().String())
 	return &statsListener{ln: ln, srv: srv}, nil
