@@ -425,3 +425,45 @@ func TestAddressByDNSName(t *testing.T) {
 		}
 	}
 }
+
+// TestSeedOnPort80 is the acceptance scenario as written: the seed pool with
+// four ADDRESS endpoints, its frontend on port 80 (of a loopback address of
+// the test's own, so nothing else can hold it) and stats on 9090.
+func TestSeedOnPort80(t *testing.T) {
+	bs := startCustomers(t, 4, nil)
+	cfg, _, _ := seedWithAddresses(t, addrsOf(bs))
+	raw, _ := os.ReadFile(cfg)
+	var pool map[string]any
+	json.Unmarshal(raw, &pool)
+	h := pool["haproxy"].(map[string]any)
+	h["frontends"].([]any)[0].(map[string]any)["bindPort"] = 80
+	h["stats"].(map[string]any)["bindPort"] = 9090
+	raw, _ = json.Marshal(pool)
+	os.WriteFile(cfg, raw, 0o644)
+	ip := fmt.Sprintf("127.%d.%d.9", 30+os.Getpid()%200, 1+os.Getpid()/200%250)
+	startProxy(t, ip+":80", "run", "--config", cfg, "--bind-address", ip)
+	seen := map[string]int{}
+	for range 8 {
+		resp, err := http.Get("http://" + ip + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		seen[resp.Header.Get("X-Served-By")]++
+	}
+	if len(seen) != 4 {
+		t.Fatalf("port 80 reached %v", seen)
+	}
+	for _, b := range bs {
+		b.mu.Lock()
+		h := b.headers[len(b.headers)-1]
+		b.mu.Unlock()
+		if h.Get("X-Forwarded-Port") != "80" || h.Get("X-Forwarded-For") != "127.0.0.1" {
+			t.Fatalf("headers at %s: %v", b.name, h)
+		}
+	}
+	if got := fetch(t, "http://"+ip+":9090/_haproxy_health_check"); got != "OK\n" {
+		t.Fatalf("health check %q", got)
+	}
+}
