@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/edgeproxy
 
-.PHONY: build test demo bench lint clean
+.PHONY: build test demo bench microbench lint clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/edgeproxy
@@ -16,9 +16,14 @@ test: lint
 demo: build
 	./$(BIN) demo
 
-# Go micro-benchmarks of the hot path, with allocation reports.
+# Side-by-side benchmark against HAProxy (installs haproxy, nginx and wrk
+# from Debian's apt; about 15 minutes; writes bench/results/).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./proxy/
+	scripts/bench.sh
+
+# Go micro-benchmarks of the hot path, with allocation reports.
+microbench:
+	$(GO) test -run '^$$' -bench . -benchmem ./proxy/ ./healthcheck/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); \
