@@ -31,6 +31,7 @@ type runFlags struct {
 	awsTargetGroups    listFlag
 	awsPort            int
 	lazyClose          time.Duration
+	debugAddress       string
 }
 
 func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
@@ -63,6 +64,7 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Var(&f.awsTargetGroups, "aws-target-group", "")
 	fs.IntVar(&f.awsPort, "aws-port", 0, "")
 	fs.DurationVar(&f.lazyClose, "lazy-close", 5*time.Second, "")
+	fs.StringVar(&f.debugAddress, "debug-address", "", "")
 	return fs
 }
 

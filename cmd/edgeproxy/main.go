@@ -104,6 +104,8 @@ RUN OPTIONS
     --max-requests-per-conn N Close a client connection after N requests
                               (default 0: no limit).
     --log-format FORMAT       json (default) or text.
+    --debug-address ADDR      Serve Go's profiler (/debug/pprof/) on ADDR,
+                              e.g. 127.0.0.1:6060. Off by default.
 
 AWS OPTIONS
     --aws-clb NAME            Register with this Classic Load Balancer

@@ -44,6 +44,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if f.debugAddress != "" {
+		if err := serveDebug(f.debugAddress, log); err != nil {
+			fmt.Fprintf(stderr, "edgeproxy run: --debug-address: %v\n", err)
+			return 1
+		}
+	}
 	return runPool(ctx, pool, &f, log, stderr, nil)
 }
 
