@@ -32,6 +32,7 @@ type runFlags struct {
 	awsPort            int
 	lazyClose          time.Duration
 	debugAddress       string
+	maxHeaderSize      int
 }
 
 func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
@@ -65,6 +66,7 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&f.awsPort, "aws-port", 0, "")
 	fs.DurationVar(&f.lazyClose, "lazy-close", 5*time.Second, "")
 	fs.StringVar(&f.debugAddress, "debug-address", "", "")
+	fs.IntVar(&f.maxHeaderSize, "max-header-size", proxy.DefaultMaxHeaderSize, "")
 	return fs
 }
 

@@ -307,6 +307,7 @@ func (in *instance) addFrontend(fc *config.Frontend) error {
 		Timeouts:           t,
 		MaxConns:           o.MaxConn,
 		MaxRequestsPerConn: in.flags.maxRequestsPerConn,
+		MaxHeaderSize:      in.flags.maxHeaderSize,
 		AcceptProxy:        o.AcceptProxy,
 		Logf:               logfFor(in.log.With("frontend", fc.Name)),
 	}

@@ -103,6 +103,9 @@ RUN OPTIONS
     --timeout-backend-idle D  Idle pooled backend connection (default 10s).
     --max-requests-per-conn N Close a client connection after N requests
                               (default 0: no limit).
+    --max-header-size N       Largest request head in bytes (default 16384,
+                              as HAProxy's tune.bufsize; larger ones get
+                              431).
     --log-format FORMAT       json (default) or text.
     --debug-address ADDR      Serve Go's profiler (/debug/pprof/) on ADDR,
                               e.g. 127.0.0.1:6060. Off by default.
