@@ -23,7 +23,8 @@ const maxBufferedRequestBody = 64 << 10
 
 // handle serves one client request: it checks framing, routes, and forwards.
 func (f *Frontend) handle(ctx *fasthttp.RequestCtx) {
-	f.serve(ctx)
+	rl := f.newRequestLog(ctx)
+	f.serve(ctx, &rl)
 	// A client's "close" (any case, among other options, RFC 9110 §7.6.1)
 	// is recorded by the server before the handler runs and honoured after
 	// it; edgeproxy's own decision to close is applied here, once the
@@ -33,9 +34,10 @@ func (f *Frontend) handle(ctx *fasthttp.RequestCtx) {
 	}
 	f.Stats.Requests.Add(1)
 	f.Stats.Responses[statusClass(ctx.Response.StatusCode())].Add(1)
+	f.logRequest(ctx, &rl)
 }
 
-func (f *Frontend) serve(ctx *fasthttp.RequestCtx) {
+func (f *Frontend) serve(ctx *fasthttp.RequestCtx, rl *requestLog) {
 	var info requestHeadInfo
 	scanRequestHead(ctx.Request.Header.RawHeaders(), &info)
 	// RFC 9112 §6.3: a request with both Transfer-Encoding and
@@ -45,16 +47,17 @@ func (f *Frontend) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	be := f.router.route(ctx)
+	rl.backend = be
 	if be == nil {
 		f.Stats.NoRoute.Add(1)
 		writeError(ctx, fasthttp.StatusServiceUnavailable)
 		return
 	}
 	if info.conn.upgrade && len(info.upgrade) > 0 {
-		f.tunnel(ctx, be, &info)
+		f.tunnel(ctx, be, &info, rl)
 		return
 	}
-	f.forward(ctx, be, &info)
+	f.forward(ctx, be, &info, rl)
 }
 
 func (f *Frontend) refuse(ctx *fasthttp.RequestCtx, status int) {
@@ -77,7 +80,7 @@ func isIdempotent(method []byte) bool {
 // forward sends the request to a server of be and copies the response back,
 // retrying on another server while no byte of the request can have been
 // processed.
-func (f *Frontend) forward(ctx *fasthttp.RequestCtx, be *Backend, info *requestHeadInfo) {
+func (f *Frontend) forward(ctx *fasthttp.RequestCtx, be *Backend, info *requestHeadInfo, rl *requestLog) {
 	opts := be.opts
 	hash := uint64(0)
 	if be.balance == Source {
@@ -103,7 +106,8 @@ func (f *Frontend) forward(ctx *fasthttp.RequestCtx, be *Backend, info *requestH
 			}
 		}
 		var retry bool
-		retry, err = f.exchange(ctx, srv, info)
+		rl.attempt(srv, attempt)
+		retry, err = f.exchange(ctx, srv, info, rl)
 		if err == nil || !retry {
 			break
 		}
@@ -114,6 +118,7 @@ func (f *Frontend) forward(ctx *fasthttp.RequestCtx, be *Backend, info *requestH
 		err = errNoServer
 	}
 	if err != nil {
+		rl.err = err
 		status := statusFor(err)
 		writeError(ctx, status)
 		be.Stats.LocalResponses[statusClass(status)].Add(1)
@@ -136,7 +141,7 @@ func (e clientBodyError) Unwrap() error { return e.err }
 // exchange runs one request/response exchange with srv. retry reports that
 // the request can safely be sent again (nothing reached the server, or a
 // reused connection died before answering an idempotent request).
-func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *requestHeadInfo) (retry bool, err error) {
+func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *requestHeadInfo, rl *requestLog) (retry bool, err error) {
 	opts := srv.backend.opts
 	bc, reused, err := srv.acquire(&srv.backend.dialer)
 	if err != nil {
@@ -166,6 +171,7 @@ func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *request
 		bc.wbuf = append(bc.wbuf, body...)
 	}
 	now := time.Now()
+	rl.connected(now)
 	_ = bc.conn.SetDeadline(now.Add(opts.Timeouts.Server))
 	_, err = bc.conn.Write(bc.wbuf)
 	if err == nil && stream {
@@ -176,7 +182,11 @@ func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *request
 		}
 	}
 	if err != nil {
-		return f.fail(srv, bc, reused && !stream, errBackendClosed)
+		// The server cannot have answered: a reused connection was closed
+		// while idle, a new one reset by a server that died with it in its
+		// accept queue. An idempotent request may go elsewhere either way
+		// (RFC 9110 §9.2.2; issue "Backend health": SIGKILL under load).
+		return f.fail(srv, bc, !stream && (reused || isIdempotent(req.Header.Method())), errBackendClosed)
 	}
 	resp := &ctx.Response
 	if err = readResponseHead(bc.br, &resp.Header); err != nil {
@@ -186,16 +196,19 @@ func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *request
 			srv.reportFailure()
 		}
 		// Nothing of a response arrived. An idempotent request whose body
-		// edgeproxy still holds may go to another server when the reused
-		// connection had been closed under it, or when the server let the
-		// response timeout pass (HAProxy's retry-on conn-failure and
-		// response-timeout): a hung server then costs the client time, not
-		// an error.
+		// edgeproxy still holds may go to another server when the
+		// connection was closed under it (a reused one closed while idle,
+		// or a server that died: issue "Backend health", SIGKILL under
+		// load), or when the server let the response timeout pass
+		// (HAProxy's retry-on conn-failure, empty-response and
+		// response-timeout): a dead or hung server then costs the client
+		// time, not an error.
 		replayable := isIdempotent(req.Header.Method()) && !stream
-		canRetry := replayable && (reused && errors.Is(err, errBackendClosed) || errors.Is(err, errServerTimeout))
+		canRetry := replayable && (errors.Is(err, errBackendClosed) || errors.Is(err, errServerTimeout))
 		return f.fail(srv, bc, canRetry, err)
 	}
 	srv.reportSuccess()
+	rl.responded()
 	backendClose := resp.Header.ConnectionClose()
 	status := resp.Header.StatusCode()
 	cleanResponseHead(&resp.Header, false)
@@ -222,7 +235,7 @@ func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *request
 			cl = -1
 		}
 		bc.body.start(mode, int64(cl), !backendClose, opts.Timeouts.Server, ctx.Conn(), f.timeouts.Client)
-		resp.SetBodyStream(&bc.body, cl)
+		resp.SetBodyStream(f.logStream(ctx, rl, &bc.body), cl)
 	}
 	return false, nil
 }

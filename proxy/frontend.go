@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeproxy/edgeproxy/proxy/accesslog"
 	"github.com/edgeproxy/edgeproxy/proxy/proxyproto"
 	"github.com/valyala/fasthttp"
 )
@@ -35,6 +36,10 @@ type FrontendConfig struct {
 	// waits for its next request. By default they go back to a shared pool,
 	// which keeps 10,000 idle keep-alive connections cheap.
 	KeepBuffersWhileIdle bool
+	// MaxHeaderSize bounds a request head (request line and header
+	// fields); larger ones get 431. It is the size of each connection's
+	// read buffer. 0 means DefaultMaxHeaderSize.
+	MaxHeaderSize int
 	// AcceptProxy requires a PROXY protocol header (v1 or v2) on every
 	// connection (HAProxy's "accept-proxy"); the address it carries is the
 	// client's for X-Forwarded-For, logs and "source" balancing.
@@ -43,7 +48,16 @@ type FrontendConfig struct {
 	ProxyHeaderTimeout time.Duration
 	// Logf logs connection-level errors; nil discards them.
 	Logf func(format string, args ...any)
+	// AccessLog gets one line per request and per upgraded tunnel; nil
+	// logs nothing. Frontends may share one; its owner closes it after
+	// the frontends' Shutdown.
+	AccessLog *accesslog.Logger
 }
+
+// DefaultMaxHeaderSize is the default bound on a request head: 16 KiB,
+// HAProxy's tune.bufsize (HAProxy accepts about 15 KiB of it, less
+// tune.maxrewrite).
+const DefaultMaxHeaderSize = 16 << 10
 
 // FrontendStats are a frontend's counters.
 type FrontendStats struct {
@@ -71,6 +85,7 @@ type Frontend struct {
 	closing     atomic.Bool
 	acceptProxy bool
 	proxyWait   time.Duration
+	accessLog   *accesslog.Logger
 	Stats       FrontendStats
 }
 
@@ -92,6 +107,7 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 
 		acceptProxy: cfg.AcceptProxy,
 		proxyWait:   cfg.ProxyHeaderTimeout,
+		accessLog:   cfg.AccessLog,
 	}
 	if f.linger <= 0 {
 		f.linger = 2 * time.Second
@@ -103,6 +119,10 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 	if maxConns <= 0 {
 		maxConns = 10000
 	}
+	maxHead := cfg.MaxHeaderSize
+	if maxHead <= 0 {
+		maxHead = DefaultMaxHeaderSize
+	}
 	f.server = &fasthttp.Server{
 		Handler:                       f.handle,
 		ErrorHandler:                  f.parseError,
@@ -113,7 +133,7 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 		DisablePreParseMultipartForm:  true,
 		StreamRequestBody:             true,
 		MaxRequestBodySize:            maxBufferedRequestBody,
-		ReadBufferSize:                16 << 10,
+		ReadBufferSize:                maxHead,
 		WriteBufferSize:               16 << 10,
 		ReadTimeout:                   t.HTTPRequest,
 		WriteTimeout:                  t.Client,
@@ -161,6 +181,7 @@ func (f *Frontend) parseError(ctx *fasthttp.RequestCtx, err error) {
 	writeError(ctx, status)
 	ctx.SetConnectionClose()
 	f.Stats.Responses[statusClass(status)].Add(1)
+	f.logBadRequest(ctx, status)
 }
 
 // Serve accepts connections on ln until Shutdown.

@@ -15,7 +15,7 @@ import (
 // answers 101 the two connections are spliced until either side ends or the
 // tunnel timeout passes without traffic. Any other answer is relayed as a
 // normal response and the backend connection is closed.
-func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHeadInfo) {
+func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHeadInfo, rl *requestLog) {
 	opts := be.opts
 	var srv *Server
 	var bc *bconn
@@ -34,6 +34,7 @@ func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHe
 		}
 		srv.Stats.NewConns.Add(1)
 		bc = &bconn{conn: conn, br: newTunnelReader(conn), srv: srv}
+		rl.dialed(srv, attempt)
 		break
 	}
 	if bc == nil {
@@ -68,6 +69,7 @@ func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHe
 		return
 	}
 	status := resp.Header.StatusCode()
+	rl.responded()
 	srv.Stats.Responses[statusClass(status)].Add(1)
 	if status != fasthttp.StatusSwitchingProtocols {
 		cleanResponseHead(&resp.Header, false)
@@ -88,7 +90,7 @@ func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHe
 		srv.Stats.Active.Add(1)
 		bc.body.c = bc
 		bc.body.start(mode, int64(cl), false, opts.Timeouts.Server, ctx.Conn(), f.timeouts.Client)
-		resp.SetBodyStream(&bc.body, cl)
+		resp.SetBodyStream(f.logStream(ctx, rl, &bc.body), cl)
 		return
 	}
 	cleanResponseHead(&resp.Header, true)
@@ -96,9 +98,11 @@ func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHe
 	_ = bc.conn.SetDeadline(time.Time{})
 	f.Stats.Tunnels.Add(1)
 	idle := opts.Timeouts.Tunnel
+	tl := f.holdTunnelLog(ctx, rl)
 	ctx.Hijack(func(client net.Conn) {
-		splice(client, bc, idle)
+		up, down := splice(client, bc, idle)
 		f.Stats.Tunnels.Add(-1)
+		tl.done(up, down)
 	})
 }
 
@@ -106,24 +110,27 @@ func newTunnelReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, b
 
 // splice copies both ways until both directions end. A direction that ends
 // half-closes its destination so the peer sees the end of stream; the
-// tunnel closes when both are done or after idle without traffic.
-func splice(client net.Conn, bc *bconn, idle time.Duration) {
+// tunnel closes when both are done or after idle without traffic. It
+// returns the bytes copied from the client and to it.
+func splice(client net.Conn, bc *bconn, idle time.Duration) (up, down int64) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		pipe(bc.conn, client, client, idle)
+		up = pipe(bc.conn, client, client, idle)
 	}()
 	// The backend reader may already hold bytes sent right after the 101.
-	pipe(client, bc.br, bc.conn, idle)
+	down = pipe(client, bc.br, bc.conn, idle)
 	wg.Wait()
 	_ = client.Close()
 	_ = bc.conn.Close()
+	return up, down
 }
 
 // pipe copies src to dst, pushing the read deadline of srcConn out by idle
-// on every read, and half-closes dst at the end.
-func pipe(dst net.Conn, src io.Reader, srcConn net.Conn, idle time.Duration) {
+// on every read, and half-closes dst at the end. It returns the bytes
+// written.
+func pipe(dst net.Conn, src io.Reader, srcConn net.Conn, idle time.Duration) (written int64) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -132,7 +139,9 @@ func pipe(dst net.Conn, src io.Reader, srcConn net.Conn, idle time.Duration) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			_ = dst.SetWriteDeadline(time.Now().Add(idle))
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			w, werr := dst.Write(buf[:n])
+			written += int64(w)
+			if werr != nil {
 				break
 			}
 		}
@@ -145,4 +154,5 @@ func pipe(dst net.Conn, src io.Reader, srcConn net.Conn, idle time.Duration) {
 	} else {
 		_ = dst.Close()
 	}
+	return written
 }
