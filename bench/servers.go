@@ -344,7 +344,8 @@ frontend %s
 // edgeproxyArgs is edgeproxy's command line for a pool file, with every
 // timeout given explicitly (the values written into HAProxy's config).
 func edgeproxyArgs(bin, poolPath string) []string {
-	args := []string{bin, "run", "--config", poolPath, "--bind-address", "127.0.0.1"}
+	// Logging policy matches HAProxy's config here: none.
+	args := []string{bin, "run", "--config", poolPath, "--bind-address", "127.0.0.1", "--access-log", "off"}
 	for _, t := range proxyTimeouts {
 		args = append(args, t.flag, t.d.String())
 	}

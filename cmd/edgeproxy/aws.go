@@ -89,6 +89,16 @@ func (in *instance) extraMetrics() []prometheus.Collector {
 			Help: "Server sets swapped into the backend.", ConstLabels: prometheus.Labels{"proxy": be.Name}},
 			func() float64 { return float64(be.Stats.Swaps.Load()) }))
 	}
+	if l := in.accessLog; l != nil {
+		cs = append(cs,
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgeproxy_access_log_written_total",
+				Help: "Access log lines written."}, func() float64 { return float64(l.Written()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgeproxy_access_log_dropped_total",
+				Help: "Access log lines dropped because the writer fell behind or failed."}, func() float64 { return float64(l.Dropped()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgeproxy_access_log_truncated_total",
+				Help: "Access log lines whose URI was cut at 1 KiB."}, func() float64 { return float64(l.Truncated()) }),
+		)
+	}
 	if r := in.registrar; r != nil {
 		for _, st := range r.Status() {
 			target := st.Target

@@ -467,3 +467,47 @@ func TestSeedOnPort80(t *testing.T) {
 		t.Fatalf("health check %q", got)
 	}
 }
+
+// TestAccessLogFile writes access logs to a file in both formats.
+func TestAccessLogFile(t *testing.T) {
+	bs := startCustomers(t, 1, nil)
+	for _, format := range []string{"json", "httplog"} {
+		cfg, port, _ := seedWithAddresses(t, addrsOf(bs))
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		logPath := filepath.Join(t.TempDir(), "access.log")
+		p := startProxy(t, addr, "run", "--config", cfg, "--bind-address", "127.0.0.1",
+			"--access-log", logPath, "--access-log-format", format)
+		for range 3 {
+			resp, err := http.Get("http://" + addr + "/some/path?q=1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.waited
+		p.waited <- nil
+		data, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) != 3 {
+			t.Fatalf("%s: %d lines:\n%s", format, len(lines), data)
+		}
+		for _, l := range lines {
+			switch format {
+			case "json":
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil || m["status"] != float64(200) || m["backend"] != "customer-backend" {
+					t.Fatalf("json line %q: %v", l, err)
+				}
+			default:
+				if !strings.Contains(l, " customer-backend/address_127.0.0.1_") || !strings.Contains(l, ` 200 `) || !strings.Contains(l, `"GET /some/path?q=1 HTTP/1.1"`) {
+					t.Fatalf("httplog line %q", l)
+				}
+			}
+		}
+	}
+}

@@ -33,6 +33,8 @@ type runFlags struct {
 	lazyClose          time.Duration
 	debugAddress       string
 	maxHeaderSize      int
+	accessLog          string
+	accessLogFormat    string
 }
 
 func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
@@ -67,6 +69,8 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&f.lazyClose, "lazy-close", 5*time.Second, "")
 	fs.StringVar(&f.debugAddress, "debug-address", "", "")
 	fs.IntVar(&f.maxHeaderSize, "max-header-size", proxy.DefaultMaxHeaderSize, "")
+	fs.StringVar(&f.accessLog, "access-log", "stdout", "")
+	fs.StringVar(&f.accessLogFormat, "access-log-format", "json", "")
 	return fs
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/edgeproxy/edgeproxy/elb"
 	"github.com/edgeproxy/edgeproxy/healthcheck"
 	"github.com/edgeproxy/edgeproxy/proxy"
+	"github.com/edgeproxy/edgeproxy/proxy/accesslog"
 )
 
 // instance is one running pool instance: its backends, frontends, the
@@ -34,6 +36,8 @@ type instance struct {
 	watcher   *discovery.Watcher
 	checker   *healthcheck.Checker
 	registrar *elb.Registrar
+	accessLog *accesslog.Logger
+	logFile   *os.File // the access log's file, when it is one
 	// initial counts the services that have not delivered their first
 	// server list; frontends start serving once it reaches zero (or after
 	// --startup-timeout), so the first clients never meet an empty backend.
@@ -54,6 +58,9 @@ type listeningFrontend struct {
 // that a port conflict is reported before anything starts.
 func newInstance(p *config.Pool, f *runFlags, log *slog.Logger) (*instance, error) {
 	in := &instance{pool: p, flags: f, log: log, backends: map[string]*proxy.Backend{}}
+	if err := in.openAccessLog(); err != nil {
+		return nil, err
+	}
 	hlog := log.With("component", "healthcheck")
 	in.checker = healthcheck.NewChecker(healthcheck.Options{
 		Logf: logfFor(hlog),
@@ -308,6 +315,7 @@ func (in *instance) addFrontend(fc *config.Frontend) error {
 		MaxConns:           o.MaxConn,
 		MaxRequestsPerConn: in.flags.maxRequestsPerConn,
 		MaxHeaderSize:      in.flags.maxHeaderSize,
+		AccessLog:          in.accessLog,
 		AcceptProxy:        o.AcceptProxy,
 		Logf:               logfFor(in.log.With("frontend", fc.Name)),
 	}
@@ -448,6 +456,42 @@ func (in *instance) drain() {
 	}
 	in.checker.Close()
 	in.stats.shutdown(budget)
+	in.closeAccessLog()
+}
+
+// openAccessLog opens --access-log: stdout, stderr, off or a file path
+// (appended to).
+func (in *instance) openAccessLog() error {
+	format, err := accesslog.ParseFormat(in.flags.accessLogFormat)
+	if err != nil {
+		return fmt.Errorf("--access-log-format: %w", err)
+	}
+	var w io.Writer
+	switch in.flags.accessLog {
+	case "off", "":
+		return nil
+	case "stdout":
+		w = os.Stdout
+	case "stderr":
+		w = os.Stderr
+	default:
+		f, err := os.OpenFile(in.flags.accessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("--access-log: %w", err)
+		}
+		in.logFile, w = f, f
+	}
+	in.accessLog = accesslog.New(w, accesslog.Options{Format: format, Logf: logfFor(in.log.With("component", "accesslog"))})
+	return nil
+}
+
+func (in *instance) closeAccessLog() {
+	if in.accessLog != nil {
+		in.accessLog.Close()
+	}
+	if in.logFile != nil {
+		in.logFile.Close()
+	}
 }
 
 func (in *instance) firstFrontendError() <-chan error {

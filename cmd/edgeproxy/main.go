@@ -106,7 +106,14 @@ RUN OPTIONS
     --max-header-size N       Largest request head in bytes (default 16384,
                               as HAProxy's tune.bufsize; larger ones get
                               431).
-    --log-format FORMAT       json (default) or text.
+    --log-format FORMAT       json (default) or text, for edgeproxy's own
+                              log on stderr.
+    --access-log DEST         One line per request: stdout (default), stderr,
+                              a file path (appended), or off. Lines are never
+                              written on the request path; when the writer
+                              falls behind they are dropped and counted
+                              (edgeproxy_access_log_dropped_total).
+    --access-log-format F     json (default) or httplog (HAProxy's format).
     --debug-address ADDR      Serve Go's profiler (/debug/pprof/) on ADDR,
                               e.g. 127.0.0.1:6060. Off by default.
 
