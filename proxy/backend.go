@@ -310,12 +310,28 @@ func (b *Backend) pick(hash uint64, avoid *Server) *Server {
 		return set.twoChoices(avoid)
 	default:
 		start = set.next.Add(1) - 1
+		s, skipped := set.walkN(start, avoid)
+		if skipped > 0 {
+			// The slots of unavailable servers were passed over: move the
+			// sequence past them too, so the next request does not land on
+			// the same server again. HAProxy takes a down server out of
+			// its round-robin tree; this keeps the same order
+			// (s1 s2 s3 s1 s2 s3 with s4 down, not s1 s2 s3 s1 s1 s2).
+			set.next.Add(uint64(skipped))
+		}
+		return s
 	}
 	return set.walk(start, avoid)
 }
 
 // walk returns the first available server of the schedule from start on.
 func (set *serverSet) walk(start uint64, avoid *Server) *Server {
+	s, _ := set.walkN(start, avoid)
+	return s
+}
+
+// walkN is walk that also tells how many slots it passed over.
+func (set *serverSet) walkN(start uint64, avoid *Server) (*Server, int) {
 	n := uint64(len(set.sched))
 	var fallback *Server
 	for i := uint64(0); i < n; i++ {
@@ -327,9 +343,9 @@ func (set *serverSet) walk(start uint64, avoid *Server) *Server {
 			fallback = s
 			continue
 		}
-		return s
+		return s, int(i)
 	}
-	return fallback
+	return fallback, int(n)
 }
 
 // leastConn picks the available server with the fewest requests in flight

@@ -162,6 +162,15 @@ func TestWeightsAndAlgorithms(t *testing.T) {
 	if s := lc.pick(0, nil); s.Name != "2" {
 		t.Errorf("leastconn picked down server or wrong one: %s", s.Name)
 	}
+	rr4 := mk(RoundRobin, 1, 1, 1, 1)
+	rr4.Servers()[3].SetDown(true)
+	var order []string
+	for range 9 {
+		order = append(order, rr4.pick(0, nil).Name)
+	}
+	if got := fmt.Sprint(order); got != "[0 1 2 0 1 2 0 1 2]" {
+		t.Errorf("round robin with a server down: %s, want the others in turn", got)
+	}
 	rr := mk(RoundRobin, 1, 1)
 	rr.Servers()[0].SetDown(true)
 	if got := count(rr, 10, zero); got["1"] != 10 {
