@@ -3,15 +3,19 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/edgeproxy
 
-.PHONY: build test demo bench microbench lint clean
+.PHONY: build test test-deps demo bench microbench lint clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/edgeproxy
 
 # Unit, integration and end-to-end tests (the e2e tests build the binary
-# themselves). Bounded: well under 15 minutes on 2 cores.
-test: lint
+# themselves). Bounded: well under 15 minutes on 2 cores. test-deps installs
+# HAProxy and Chromium from Debian's apt when they are missing.
+test: lint test-deps
 	$(GO) test -race -count=1 -timeout 14m ./...
+
+test-deps:
+	sh scripts/install-test-deps.sh
 
 demo: build
 	./$(BIN) demo
