@@ -10,15 +10,42 @@ import (
 	"time"
 )
 
-// passed returns the number of passed checks between two snapshots.
-func passed(before, after TargetStatus) uint64 {
-	return (after.Checks - after.CheckFailures) - (before.Checks - before.CheckFailures)
+// results records the outcome of every check of one Target, in order
+// (Options.OnCheck). CheckFailures leaves out failures while Down, as
+// HAProxy's chkfail does, so passed checks are counted here.
+type results struct {
+	mu sync.Mutex
+	ok []bool
+}
+
+func (r *results) onCheck(_ *Target, res Result, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ok = append(r.ok, res.OK())
+}
+
+// passed returns the number of passed checks after the snapshot before,
+// up to and including the snapshot after; -1 if they were not all seen.
+func (r *results) passed(before, after TargetStatus) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if after.Checks < before.Checks || after.Checks > uint64(len(r.ok)) {
+		return -1
+	}
+	n := 0
+	for _, ok := range r.ok[before.Checks:after.Checks] {
+		if ok {
+			n++
+		}
+	}
+	return n
 }
 
 func TestTCPRiseFall(t *testing.T) {
 	b := newBackend(t, modeClose)
 	var tr transitions
-	c := newChecker(t, Options{OnChange: tr.onChange})
+	var rs results
+	c := newChecker(t, Options{OnChange: tr.onChange, OnCheck: rs.onCheck})
 	tg := mustAdd(t, c, b.addr, tcpConfig())
 	if !tg.Up() || tg.State() != StateChecking {
 		t.Fatalf("before the first check: Up %v, State %v; want true, CHECKING", tg.Up(), tg.State())
@@ -45,7 +72,7 @@ func TestTCPRiseFall(t *testing.T) {
 	b.up()
 	waitFor(t, 5*time.Second, "DOWN>UP", func() bool { return tr.len() >= 3 })
 	up := tr.at(2)
-	if n := passed(down, up); n != 2 {
+	if n := rs.passed(down, up); n != 2 {
 		t.Errorf("came up after %d passed checks, want rise = 2", n)
 	}
 	if up.Downtime <= 0 || !up.LastChange.After(down.LastChange) {
@@ -63,7 +90,8 @@ func TestHTTPCheckDownOn500UpOn200(t *testing.T) {
 	b := newBackend(t, modeHTTP)
 	b.status.Store(500)
 	var tr transitions
-	c := newChecker(t, Options{OnChange: tr.onChange})
+	var rs results
+	c := newChecker(t, Options{OnChange: tr.onChange, OnCheck: rs.onCheck})
 	cfg := tcpConfig()
 	cfg.HTTP = &HTTPCheck{Path: "/health"}
 	tg := mustAdd(t, c, b.addr, cfg)
@@ -88,7 +116,7 @@ func TestHTTPCheckDownOn500UpOn200(t *testing.T) {
 	b.status.Store(200)
 	waitFor(t, 5*time.Second, "DOWN>UP", func() bool { return tr.len() >= 2 })
 	up := tr.at(1)
-	if n := passed(down, up); n != 2 {
+	if n := rs.passed(down, up); n != 2 {
 		t.Errorf("came up after %d passed checks, want rise = 2", n)
 	}
 	if up.LastResult != ResultL7OK || up.LastCode != 200 || !tg.Up() {
@@ -183,7 +211,8 @@ func TestCheckPortOverride(t *testing.T) {
 func TestPassiveEjectionAndRecovery(t *testing.T) {
 	b := newBackend(t, modeClose)
 	var tr transitions
-	c := newChecker(t, Options{OnChange: tr.onChange})
+	var rs results
+	c := newChecker(t, Options{OnChange: tr.onChange, OnCheck: rs.onCheck})
 	cfg := tcpConfig()
 	cfg.Inter = 400 * time.Millisecond
 	cfg.FastInter = 20 * time.Millisecond
@@ -212,7 +241,7 @@ func TestPassiveEjectionAndRecovery(t *testing.T) {
 	if took := time.Since(ejected); took >= cfg.Inter {
 		t.Errorf("recovery took %v; with fastinter %v it should beat inter %v", took, cfg.FastInter, cfg.Inter)
 	}
-	if n := passed(s, tr.at(2)); n != 2 {
+	if n := rs.passed(s, tr.at(2)); n != 2 {
 		t.Errorf("came back after %d passed checks, want rise = 2", n)
 	}
 	if got, want := tr.list(), "CHECKING>UP UP>DOWN DOWN>UP"; got != want {

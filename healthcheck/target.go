@@ -267,7 +267,13 @@ func (t *Target) record(res Result, code int, err error, took time.Duration, now
 			}
 		}
 	} else {
-		t.checkFails++
+		// HAProxy counts a failed check (chkfail) only while the server
+		// has health left to lose: Up (going down or not), or Down on its
+		// way up. A failure while Down with no success since changes
+		// nothing and is not counted.
+		if w&bitCheckDown == 0 || t.succ > 0 {
+			t.checkFails++
+		}
 		t.succ = 0
 		switch {
 		case w&bitChecking != 0:

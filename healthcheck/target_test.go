@@ -68,6 +68,41 @@ func TestRiseFallStateMachine(t *testing.T) {
 	}
 }
 
+// CheckFailures is HAProxy's chkfail: a failed check counts while the
+// server has health to lose (Up, or Down with successes towards Rise),
+// not while it is Down and stays so: HAProxy 2.6 counts a failure only
+// while the server's check health is above 0.
+func TestCheckFailuresCountLikeChkfail(t *testing.T) {
+	tests := []struct {
+		results string // S = passed check, F = failed check
+		want    uint64
+	}{
+		{"F", 1},          // a new server is up until its first result
+		{"FFFF", 1},       // down from the first; the rest change nothing
+		{"SFFF", 3},       // fall = 3 failures while up
+		{"SFFFFF", 3},     // and none while down
+		{"SFSFFF", 4},     // a success in between resets the streak, not the count
+		{"FSF", 2},        // down, one success towards rise, failed again
+		{"FSFF", 2},       // back to no health: not counted
+		{"FSSF", 2},       // up again after rise = 2: counted
+		{"SFFFSSFFFF", 6}, // down, up, down
+	}
+	for _, tt := range tests {
+		c := newChecker(t, Options{})
+		tg := unscheduled(t, c, Config{Enabled: true, Rise: 2, Fall: 3})
+		for _, r := range tt.results {
+			feed(tg, r == 'S')
+		}
+		s := tg.Snapshot()
+		if s.CheckFailures != tt.want {
+			t.Errorf("%s: CheckFailures %d, want %d", tt.results, s.CheckFailures, tt.want)
+		}
+		if s.Checks != uint64(len(tt.results)) {
+			t.Errorf("%s: Checks %d, want %d", tt.results, s.Checks, len(tt.results))
+		}
+	}
+}
+
 func TestCombinationRule(t *testing.T) {
 	tests := []struct {
 		check                string // "none" (disabled), "checking", "up", "down"

@@ -5,7 +5,8 @@ package stats
 // proxy domain listed in section 9.1 of the HAProxy 2.6 management guide
 // (2.6 renamed field 100 to agg_server_status and added 101 and 102). The
 // "-" column ends the static fields; after it come the extra counters of the
-// modules a stock 2.6 build registers on proxies: ssl, then h2.
+// modules a stock 2.6 build registers on proxies: ssl, h2, then h1 (128
+// columns in all, as Debian's 2.6.12 prints them).
 //
 // Tools read these columns by position as well as by name, so none may be
 // added, removed or moved.
@@ -130,6 +131,14 @@ const (
 	colH2BackendOpenStreams                //
 	colH2TotalConnections                  //
 	colH2BackendTotalStreams               //
+	colH1OpenConnections                   // h1 module
+	colH1OpenStreams                       //
+	colH1TotalConnections                  //
+	colH1TotalStreams                      //
+	colH1BytesIn                           //
+	colH1BytesOut                          //
+	colH1SplicedBytesIn                    //
+	colH1SplicedBytesOut                   //
 	numColumns
 )
 
@@ -161,6 +170,9 @@ var columnNames = [numColumns]string{
 	"h2_rst_stream_resp", "h2_goaway_resp", "h2_open_connections",
 	"h2_backend_open_streams", "h2_total_connections",
 	"h2_backend_total_streams",
+	"h1_open_connections", "h1_open_streams", "h1_total_connections",
+	"h1_total_streams", "h1_bytes_in", "h1_bytes_out",
+	"h1_spliced_bytes_in", "h1_spliced_bytes_out",
 }
 
 // columnIndex maps a column name to its index, for the HTML template.

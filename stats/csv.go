@@ -46,7 +46,7 @@ func writeCSV(w io.Writer, gs []*group, v view) error {
 type view struct {
 	csv       bool // ";csv": the CSV export instead of the page
 	norefresh bool // ";norefresh": no automatic reload of the page
-	up        bool // ";up": only servers that are UP
+	up        bool // ";up": only servers that are UP (or "no check")
 	noMaint   bool // ";no-maint": no server in maintenance
 }
 
@@ -75,7 +75,7 @@ func parseView(rawQuery string) (v view, ok bool) {
 // shows reports whether a server row passes the view's filters.
 func (v view) shows(r *row) bool {
 	st := r.status
-	if v.up && st != "UP" {
+	if v.up && !usable(st) {
 		return false
 	}
 	return !v.noMaint || st != "MAINT"

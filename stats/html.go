@@ -94,7 +94,7 @@ func filtered(g *group, v view) *group {
 // stateClass is the CSS class that colours a status.
 func stateClass(status string) string {
 	switch status {
-	case "UP", "OPEN":
+	case "UP", "OPEN", "no check":
 		return "up"
 	case "DOWN":
 		return "down"

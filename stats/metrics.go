@@ -32,7 +32,9 @@ const (
 )
 
 // promMetrics are the exported metrics that edgeproxy has values for; a row
-// whose cell is empty is skipped (HAProxy would print NaN).
+// whose cell is empty is skipped (HAProxy would print NaN). The check
+// status and code of servers with active checks are exported apart, as
+// HAProxy exports them even when the CSV cell is empty.
 var promMetrics = []promMetric{
 	{"current_sessions", colScur, scopeFE | scopeBE | scopeSV, gauge, "Current number of sessions (frontend: client connections; backend and server: requests in flight)."},
 	{"max_sessions", colSmax, scopeFE | scopeBE | scopeSV, gauge, "Highest number of current sessions seen by the once-a-second sampler."},
@@ -48,8 +50,6 @@ var promMetrics = []promMetric{
 	{"uweight", colUweight, scopeBE | scopeSV, gauge, "Configured weight (backend: sum over usable servers)."},
 	{"active_servers", colAct, scopeBE, gauge, "Number of usable servers."},
 	{"backup_servers", colBck, scopeBE, gauge, "Number of backup servers (edgeproxy has none)."},
-	{"active", colAct, scopeSV, gauge, "Whether the server is an active (not backup) server."},
-	{"backup", colBck, scopeSV, gauge, "Whether the server is a backup server."},
 	{"loadbalanced_total", colLbtot, scopeBE | scopeSV, counter, "Times a server was picked for a request attempt."},
 	{"max_session_rate", colRateMax, scopeFE | scopeBE | scopeSV, gauge, "Highest number of new sessions in one second."},
 	{"http_requests_rate_max", colReqRateMax, scopeFE, gauge, "Highest number of HTTP requests in one second."},
@@ -61,12 +61,13 @@ var promMetrics = []promMetric{
 	{"connection_attempts_total", colConnect, scopeBE | scopeSV, counter, "Connection attempts to servers."},
 	{"connection_reuses_total", colReuse, scopeBE | scopeSV, counter, "Requests sent over a reused idle connection."},
 	{"idle_connections_current", colSrvIcur, scopeSV, gauge, "Idle pooled connections to the server."},
+	{"unsafe_idle_connections_current", colIdleConnCur, scopeSV, gauge, "Idle pooled connections that only their own client's requests may reuse (edgeproxy has none)."},
+	{"safe_idle_connections_current", colSafeConnCur, scopeSV, gauge, "Idle pooled connections that any request may reuse."},
 	{"used_connections_current", colUsedConnCur, scopeSV, gauge, "Connections to the server in use by a request."},
 	{"check_failures_total", colChkfail, scopeSV, counter, "Failed health checks."},
 	{"check_up_down_total", colChkdown, scopeSV, counter, "Transitions to DOWN."},
 	{"check_last_change_seconds", colLastchg, scopeSV, gauge, "Seconds since the last state change."},
 	{"downtime_seconds_total", colDowntime, scopeSV, counter, "Total time spent DOWN, in seconds."},
-	{"check_code", colCheckCode, scopeSV, gauge, "HTTP status of the last health check."},
 	{"check_duration_seconds", colCheckDuration, scopeSV, gauge, "Duration of the last health check, in seconds."},
 }
 
@@ -87,10 +88,12 @@ var scopeNames = map[int]string{typeFrontend: "frontend", typeBackend: "backend"
 type collector struct {
 	s *Server
 	// descs[typ][i] is promMetrics[i] in scope typ, nil when out of scope.
-	descs     [3][]*prometheus.Desc
-	responses [3]*prometheus.Desc
-	status    [3]*prometheus.Desc
-	aggStatus *prometheus.Desc
+	descs       [3][]*prometheus.Desc
+	responses   [3]*prometheus.Desc
+	status      [3]*prometheus.Desc
+	aggStatus   *prometheus.Desc
+	checkStatus *prometheus.Desc
+	checkCode   *prometheus.Desc
 }
 
 func labelsOf(typ int, extra ...string) []string {
@@ -118,6 +121,12 @@ func newCollector(s *Server) *collector {
 	}
 	c.aggStatus = prometheus.NewDesc("haproxy_backend_agg_server_status",
 		"Number of the backend's servers in each state.", []string{"proxy", "state"}, nil)
+	c.checkStatus = prometheus.NewDesc("haproxy_server_check_status",
+		"Status of the last health check, 1 for the status it has and 0 for the others (all 0 before the first check).",
+		labelsOf(typeServer, "state"), nil)
+	c.checkCode = prometheus.NewDesc("haproxy_server_check_code",
+		"HTTP status of the last health check, 0 for a check without one (TCP checks, failures before a status).",
+		labelsOf(typeServer), nil)
 	return c
 }
 
@@ -133,6 +142,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- c.status[typ]
 	}
 	ch <- c.aggStatus
+	ch <- c.checkStatus
+	ch <- c.checkCode
 }
 
 // Collect reads one snapshot and sends its metrics.
@@ -175,21 +186,33 @@ func (c *collector) collectRow(ch chan<- prometheus.Metric, r *row) {
 		states = serverStates
 	}
 	for _, st := range states {
-		v := 0.0
-		if st == cur {
-			v = 1
+		ch <- prometheus.MustNewConstMetric(c.status[r.typ], gauge, oneIf(st == cur), append(labels, st)...)
+	}
+	if r.checked {
+		for _, st := range checkStatuses {
+			ch <- prometheus.MustNewConstMetric(c.checkStatus, gauge, oneIf(st == r.checkStatus), append(labels, st)...)
 		}
-		ch <- prometheus.MustNewConstMetric(c.status[r.typ], gauge, v, append(labels, st)...)
+		code, _ := r.num(colCheckCode)
+		ch <- prometheus.MustNewConstMetric(c.checkCode, gauge, float64(max(code, 0)), labels...)
 	}
 }
 
+func oneIf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // promState is a row's state as the exporter labels it: the CSV status,
-// with a frontend's OPEN as UP.
+// with a frontend's OPEN and a server's "no check" as UP.
 func promState(r *row) string {
-	if st := r.status; st != "OPEN" {
+	switch st := r.status; st {
+	case "OPEN", "no check":
+		return "UP"
+	default:
 		return st
 	}
-	return "UP"
 }
 
 // collectAgg counts the backend's servers per state. Like HAProxy, a
@@ -200,7 +223,7 @@ func (c *collector) collectAgg(ch chan<- prometheus.Metric, g *group) {
 	}
 	n := make(map[string]int, len(serverStates))
 	for _, r := range g.Servers {
-		n[r.status]++
+		n[promState(r)]++
 	}
 	for _, st := range serverStates {
 		ch <- prometheus.MustNewConstMetric(c.aggStatus, gauge, float64(n[st]), g.Name, st)

@@ -86,7 +86,6 @@ func TestMetricsMatchTraffic(t *testing.T) {
 		{"haproxy_server_status", with(srv("app", "s0"), "state", "DRAIN"), 0},
 		{"haproxy_server_status", with(srv("app", "s0"), "state", "NOLB"), 0},
 		{"haproxy_server_weight", srv("app", "s1"), 1},
-		{"haproxy_server_active", srv("app", "s1"), 1},
 		{"haproxy_server_connection_errors_total", srv("dead", "gone"), 4},
 		{"haproxy_server_retry_warnings_total", srv("dead", "gone"), 3},
 		{"haproxy_server_redispatch_warnings_total", srv("dead", "gone"), 0},
@@ -96,6 +95,8 @@ func TestMetricsMatchTraffic(t *testing.T) {
 		{"haproxy_server_http_responses_total", with(srv("other", "o0"), "code", "2xx"), 1},
 		{"haproxy_server_bytes_out_total", srv("other", "o0"), 4},
 		{"haproxy_server_idle_connections_current", srv("dead", "gone"), 0},
+		{"haproxy_server_safe_idle_connections_current", srv("dead", "gone"), 0},
+		{"haproxy_server_unsafe_idle_connections_current", srv("dead", "gone"), 0},
 
 		{"edgeproxy_test_events_total", map[string]string{}, 3},
 	}
@@ -118,8 +119,10 @@ func TestMetricsMatchTraffic(t *testing.T) {
 		sessions += v
 		v, _ = sample(mfs, "haproxy_server_bytes_in_total", srv("app", name))
 		bytesIn += v
-		if v, ok := sample(mfs, "haproxy_server_idle_connections_current", srv("app", name)); !ok || v != float64(s.IdleConns()) {
-			t.Errorf("%s idle connections %v, want %d", name, v, s.IdleConns())
+		for _, m := range []string{"haproxy_server_idle_connections_current", "haproxy_server_safe_idle_connections_current"} {
+			if v, ok := sample(mfs, m, srv("app", name)); !ok || v != float64(s.IdleConns()) {
+				t.Errorf("%s %s = %v, want %d", name, m, v, s.IdleConns())
+			}
 		}
 	}
 	if sessions != scAppRequests || bytesIn != upload {
@@ -205,6 +208,12 @@ func TestMetricsTypesAndLabels(t *testing.T) {
 	} {
 		if mfs[name] == nil {
 			t.Errorf("missing %s", name)
+		}
+	}
+	// HAProxy 2.6's exporter has no per-server active or backup flag.
+	for _, name := range []string{"haproxy_server_active", "haproxy_server_backup"} {
+		if mfs[name] != nil {
+			t.Errorf("%s is exported; HAProxy 2.6 has no such metric", name)
 		}
 	}
 }

@@ -19,10 +19,11 @@ const noValue = math.MinInt64
 // row is one line of the statistics: a frontend, a backend or a server.
 // Numbers live in v, indexed by column; the few text columns have fields.
 type row struct {
-	typ                    int
-	px, sv, status         string
-	checkStatus, checkDesc string
-	v                      [numColumns]int64
+	typ                             int
+	px, sv, status                  string
+	checkStatus, checkDesc, lastChk string
+	checked                         bool // a server with active health checks
+	v                               [numColumns]int64
 }
 
 func newRow(typ int, pxname, svname string, iid, sid int) *row {
@@ -42,8 +43,8 @@ func (r *row) set(col int, v int64) { r.v[col] = v }
 func (r *row) setU(col int, v uint64) { r.set(col, int64(v)) }
 
 // zero sets columns whose counters edgeproxy structurally never moves (no
-// deny rules, no compression, no cache, no queue, no HTTP/2): their value is
-// a true 0, not an unknown.
+// deny rules, no compression, no cache, no queue, no TLS, no HTTP/2): their
+// value is a true 0, not an unknown.
 func (r *row) zero(cols ...int) {
 	for _, c := range cols {
 		r.set(c, 0)
@@ -69,6 +70,8 @@ func (r *row) cell(col int) string {
 		return r.checkStatus
 	case colCheckDesc:
 		return r.checkDesc
+	case colLastChk:
+		return r.lastChk
 	case colMode:
 		return "http" // every edgeproxy proxy is an HTTP one
 	case colDash:

@@ -16,46 +16,61 @@ type selfStats struct {
 	bytesOut atomic.Uint64
 	// Every request the listener answered, and its status class.
 	requests  atomic.Uint64
+	active    atomic.Int64 // requests being answered
 	responses [6]atomic.Uint64
-	// The stats pages (HTML and CSV) alone: in HAProxy only those reach
-	// the stats backend; the monitor URI and the other services answer at
-	// the frontend.
-	pageActive    atomic.Int64
-	pageRequests  atomic.Uint64
-	pageResponses [6]atomic.Uint64
 }
 
 const selfName = "stats"
 
+// group builds the listener's rows. Every request it answers is
+// intercepted at the frontend (the stats page, the exporter, the monitor
+// URI), so, as in HAProxy, its BACKEND counts no session, request or
+// response, only the frontend's bytes.
 func (st *selfStats) group(iid int) *group {
 	requests := st.requests.Load()
+	accepted := st.accepted.Load()
+	conns := max(st.conns.Load(), 0)
+	bytesIn, bytesOut := st.bytesIn.Load(), st.bytesOut.Load()
 	fe := newRow(typeFrontend, selfName, "FRONTEND", iid, 0)
 	fe.zero(colDreq, colDresp, colRateLim, colCompIn, colCompOut, colCompByp,
-		colCompRsp, colDcon, colDses, colWrew, colCacheLookups, colCacheHits)
+		colCompRsp, colDcon, colDses, colWrew, colCacheLookups, colCacheHits,
+		colEint, colH1SplicedBytesIn, colH1SplicedBytesOut)
+	zeroSSL(fe)
 	zeroH2(fe)
-	fe.set(colScur, max(st.conns.Load(), 0))
-	fe.setU(colStot, st.accepted.Load())
-	fe.setU(colConnTot, st.accepted.Load())
-	fe.setU(colBin, st.bytesIn.Load())
-	fe.setU(colBout, st.bytesOut.Load())
+	fe.set(colScur, conns)
+	fe.setU(colStot, accepted)
+	fe.setU(colConnTot, accepted)
+	fe.setU(colBin, bytesIn)
+	fe.setU(colBout, bytesOut)
 	fe.status = "OPEN"
 	fe.setU(colReqTot, requests)
 	fe.setU(colIntercepted, requests)
 	setClasses(fe, &st.responses)
+	fe.set(colH1OpenConnections, conns)
+	fe.set(colH1OpenStreams, max(st.active.Load(), 0))
+	fe.setU(colH1TotalConnections, accepted)
+	fe.setU(colH1TotalStreams, requests)
+	fe.setU(colH1BytesIn, bytesIn)
+	fe.setU(colH1BytesOut, bytesOut)
 
-	pages := st.pageRequests.Load()
 	be := newRow(typeBackend, selfName, "BACKEND", iid, 0)
-	be.zero(colQcur, colQmax, colDreq, colDresp, colEcon, colEresp, colWretr,
-		colWredis, colWeight, colAct, colBck, colLbtot, colCompIn, colCompOut,
-		colCompByp, colCompRsp, colWrew, colConnect, colReuse, colCacheLookups,
-		colCacheHits, colUweight, colAggServerStatus, colAggServerCheckStatus,
+	be.zero(colQcur, colQmax, colScur, colStot, colDreq, colDresp, colEcon,
+		colEresp, colWretr, colWredis, colWeight, colAct, colBck, colLbtot,
+		colReqTot, colCompIn, colCompOut, colCompByp, colCompRsp, colWrew,
+		colConnect, colReuse, colCacheLookups, colCacheHits, colEint,
+		colUweight, colAggServerStatus, colAggServerCheckStatus,
 		colAggCheckStatus)
+	for c := colHrsp1xx; c <= colHrspOther; c++ {
+		be.set(c, 0)
+	}
+	for c := colH1OpenConnections; c <= colH1SplicedBytesOut; c++ {
+		be.set(c, 0)
+	}
+	zeroSSL(be)
 	zeroH2(be)
-	be.set(colScur, max(st.pageActive.Load(), 0))
-	be.setU(colStot, pages)
-	be.setU(colReqTot, pages)
+	be.setU(colBin, bytesIn)
+	be.setU(colBout, bytesOut)
 	be.status = "UP"
-	setClasses(be, &st.pageResponses)
 	return &group{Name: selfName, Frontend: fe, Backend: be, IsListen: true}
 }
 
@@ -78,6 +93,8 @@ func statusClass(code int) int {
 func (st *selfStats) countRequests(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st.requests.Add(1)
+		st.active.Add(1)
+		defer st.active.Add(-1)
 		rec := &statusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
 		if rec.code == 0 {

@@ -208,9 +208,6 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	s.self.pageRequests.Add(1)
-	s.self.pageActive.Add(1)
-	defer s.self.pageActive.Add(-1)
 	now := time.Now()
 	gs := s.snapshot(now)
 	h := w.Header()
@@ -221,7 +218,6 @@ func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Type", "text/html; charset=utf-8")
 	}
 	w.WriteHeader(http.StatusOK)
-	defer s.self.pageResponses[2].Add(1)
 	var err error
 	if v.csv {
 		err = writeCSV(w, gs, v)

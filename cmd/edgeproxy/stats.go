@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
+	"strings"
+	"syscall"
 
 	"github.com/edgeproxy/edgeproxy/healthcheck"
 	"github.com/edgeproxy/edgeproxy/proxy"
@@ -79,8 +83,46 @@ func serverHealth(s *proxy.Server) (stats.ServerHealth, bool) {
 	case healthcheck.StateDraining:
 		h.State = "DRAIN"
 	}
-	if st.LastErr != nil {
-		h.CheckDesc = st.LastErr.Error()
+	// check_desc is HAProxy's fixed description of the check status;
+	// last_chk the detail, as HAProxy gives it: the system error of a
+	// failed connect or read, in strerror's words ("Connection refused");
+	// the reason phrase of an unexpected status (the check keeps only the
+	// code, so its standard phrase); nothing for a pass or a timeout. For
+	// a malformed or missing status line, where HAProxy says nothing more,
+	// it is what the check found ("Malformed status line").
+	switch st.LastResult {
+	case healthcheck.ResultNone:
+		h.CheckDesc = "Initializing"
+	case healthcheck.ResultL4OK:
+		h.CheckDesc = "Layer4 check passed"
+	case healthcheck.ResultL4Timeout:
+		h.CheckDesc = "Layer4 timeout"
+	case healthcheck.ResultL4Conn:
+		h.CheckDesc = "Layer4 connection problem"
+	case healthcheck.ResultL7OK:
+		h.CheckDesc = "Layer7 check passed"
+	case healthcheck.ResultL7Timeout:
+		h.CheckDesc = "Layer7 timeout"
+	case healthcheck.ResultL7Response:
+		h.CheckDesc = "Layer7 invalid response"
+	case healthcheck.ResultL7Status:
+		h.CheckDesc = "Layer7 wrong status"
+	}
+	capitalized := func(s string) string {
+		if s == "" {
+			return s
+		}
+		return strings.ToUpper(s[:1]) + s[1:]
+	}
+	var errno syscall.Errno
+	switch {
+	case st.LastResult == healthcheck.ResultL7Status:
+		h.CheckDetail = http.StatusText(st.LastCode)
+	case st.LastErr == nil, st.LastResult == healthcheck.ResultL4Timeout, st.LastResult == healthcheck.ResultL7Timeout:
+	case errors.As(st.LastErr, &errno):
+		h.CheckDetail = capitalized(errno.Error())
+	default:
+		h.CheckDetail = capitalized(st.LastErr.Error())
 	}
 	if st.Check == healthcheck.StateDown {
 		h.Health = st.Successes
