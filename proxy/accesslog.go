@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -105,7 +104,7 @@ func (f *Frontend) entry(e *accesslog.Entry, ctx *fasthttp.RequestCtx, rl *reque
 		Retries:       rl.retries,
 		FrontendConns: f.Stats.Conns.Load(),
 	}
-	e.ClientIP, e.ClientPort = clientOf(ctx)
+	e.ClientIP, e.ClientPort = f.client(ctx)
 	// The declared length of the body: a chunked body streamed to the
 	// server is not counted.
 	if n := req.Header.ContentLength(); n > 0 {
@@ -130,15 +129,6 @@ func (f *Frontend) entry(e *accesslog.Entry, ctx *fasthttp.RequestCtx, rl *reque
 		}
 	}
 	e.Termination = termination(rl, e.Status)
-}
-
-// clientOf is the client's address and port (from the PROXY header with
-// accept-proxy), read once.
-func clientOf(ctx *fasthttp.RequestCtx) (netip.Addr, int) {
-	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		return clientAddrFrom(a.IP), a.Port
-	}
-	return netip.Addr{}, 0
 }
 
 // termination is HAProxy's two-letter termination state of a request (see
@@ -209,7 +199,7 @@ func (f *Frontend) logBadRequest(ctx *fasthttp.RequestCtx, status int) {
 	if status == fasthttp.StatusRequestTimeout {
 		e.Termination = "cR"
 	}
-	e.ClientIP, e.ClientPort = clientOf(ctx)
+	e.ClientIP, e.ClientPort = f.client(ctx)
 	f.accessLog.Log(&e)
 }
 

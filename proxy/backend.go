@@ -3,6 +3,7 @@ package proxy
 import (
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -145,6 +146,30 @@ type BackendStats struct {
 	// LocalResponses counts the responses edgeproxy wrote itself for the
 	// backend (503 without a server, 502, 504), by status class.
 	LocalResponses [6]atomic.Uint64
+	// ResponseTime is a histogram of the time from sending a request to a
+	// server to receiving its response head (HAProxy's Tr): counts per
+	// bucket of ResponseTimeBuckets (the last one unbounded) and the sum.
+	ResponseTime    [len(ResponseTimeBuckets) + 1]atomic.Uint64
+	ResponseTimeSum atomic.Int64 // nanoseconds
+}
+
+// ResponseTimeBuckets are the upper bounds of the response time histogram,
+// Prometheus' default buckets.
+var ResponseTimeBuckets = [...]time.Duration{
+	5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
+	2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
+
+// observeResponse adds one response time to the histogram: a short scan and
+// two atomic adds.
+func (st *BackendStats) observeResponse(d time.Duration) {
+	i := 0
+	for i < len(ResponseTimeBuckets) && d > ResponseTimeBuckets[i] {
+		i++
+	}
+	st.ResponseTime[i].Add(1)
+	st.ResponseTimeSum.Add(int64(d))
 }
 
 // BackendOptions are the per-backend forwarding settings.
@@ -397,7 +422,8 @@ func (set *serverSet) twoChoices(avoid *Server) *Server {
 }
 
 // ipHash hashes a client address for "source" balancing (FNV-1a).
-func ipHash(ip net.IP) uint64 {
+func ipHash(a netip.Addr) uint64 {
+	ip := a.Unmap().As16()
 	h := uint64(14695981039346656037)
 	for _, c := range ip {
 		h ^= uint64(c)

@@ -84,7 +84,8 @@ func (f *Frontend) forward(ctx *fasthttp.RequestCtx, be *Backend, info *requestH
 	opts := be.opts
 	hash := uint64(0)
 	if be.balance == Source {
-		hash = ipHash(ctx.RemoteIP())
+		a, _ := f.client(ctx)
+		hash = ipHash(a)
 	}
 	var srv, failed *Server
 	var err error
@@ -208,6 +209,7 @@ func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *request
 		return f.fail(srv, bc, canRetry, err)
 	}
 	srv.reportSuccess()
+	srv.backend.Stats.observeResponse(time.Since(now))
 	rl.responded()
 	backendClose := resp.Header.ConnectionClose()
 	status := resp.Header.StatusCode()

@@ -49,6 +49,13 @@ func TestRoundRobinAndForwardedHeaders(t *testing.T) {
 			t.Fatalf("round robin uneven: %v", seen)
 		}
 	}
+	var n uint64
+	for i := range be.Stats.ResponseTime {
+		n += be.Stats.ResponseTime[i].Load()
+	}
+	if n != 8 || be.Stats.ResponseTimeSum.Load() <= 0 {
+		t.Fatalf("response time histogram counted %d responses (sum %d ns), want 8", n, be.Stats.ResponseTimeSum.Load())
+	}
 	h := bes[0].lastHeader()
 	if got := h.Values("X-Forwarded-For"); len(got) != 2 || got[0] != "10.9.9.9" || got[1] != "127.0.0.1" {
 		t.Fatalf("X-Forwarded-For = %q, want the client's appended", got)

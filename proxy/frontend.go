@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,11 @@ type FrontendConfig struct {
 	AcceptProxy bool
 	// ProxyHeaderTimeout bounds the wait for that header; 0 means 3 s.
 	ProxyHeaderTimeout time.Duration
+	// TrustForwardedFor lists the networks of HTTP load balancers (ALB, CLB
+	// HTTP listeners) whose X-Forwarded-For is believed: for requests from
+	// them the client is the address that balancer appended, for "source"
+	// balancing and the access log.
+	TrustForwardedFor []netip.Prefix
 	// Logf logs connection-level errors; nil discards them.
 	Logf func(format string, args ...any)
 	// AccessLog gets one line per request and per upgraded tunnel; nil
@@ -85,6 +91,7 @@ type Frontend struct {
 	closing     atomic.Bool
 	acceptProxy bool
 	proxyWait   time.Duration
+	trusted     []netip.Prefix
 	accessLog   *accesslog.Logger
 	Stats       FrontendStats
 }
@@ -107,6 +114,7 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 
 		acceptProxy: cfg.AcceptProxy,
 		proxyWait:   cfg.ProxyHeaderTimeout,
+		trusted:     cfg.TrustForwardedFor,
 		accessLog:   cfg.AccessLog,
 	}
 	if f.linger <= 0 {

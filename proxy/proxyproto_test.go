@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"testing"
 )
 
@@ -48,4 +50,55 @@ func TestCloseLazily(t *testing.T) {
 		t.Fatalf("after CloseLazily: status %d close=%v", resp.StatusCode, resp.Close)
 	}
 	c.expectEOF()
+}
+
+// TestTrustForwardedFor: behind a trusted HTTP balancer the client is the
+// address it appended to X-Forwarded-For ("source" balancing sees many
+// clients); from an untrusted peer the header is ignored (one client).
+func TestTrustForwardedFor(t *testing.T) {
+	var addrs []string
+	var bes []*testBackend
+	for i := range 4 {
+		b := startBackend(t, fmt.Sprint("b", i), nil)
+		bes = append(bes, b)
+		addrs = append(addrs, b.addr())
+	}
+	servedBy := func(trust []netip.Prefix) map[string]bool {
+		be := backendOf(t, BackendOptions{Balance: Source, Rewrite: Rewrite{ForwardFor: true}}, addrs...)
+		_, addr := startFrontend(t, FrontendConfig{Default: be, TrustForwardedFor: trust})
+		c := dialRaw(t, addr)
+		seen := map[string]bool{}
+		for i := range 32 {
+			c.send(fmt.Sprintf("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.%d\r\n\r\n", i+1))
+			resp, _ := c.response("GET")
+			seen[resp.Header.Get("X-Backend")] = true
+		}
+		return seen
+	}
+	if got := servedBy(nil); len(got) != 1 {
+		t.Fatalf("untrusted peer: X-Forwarded-For changed the source hash: %v", got)
+	}
+	if got := servedBy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}); len(got) < 3 {
+		t.Fatalf("trusted balancer: 32 clients reached only %v", got)
+	}
+	// The forwarded header keeps the balancer's value and appends the peer.
+	if got := bes[0].lastHeader().Values("X-Forwarded-For"); len(got) != 0 && got[len(got)-1] != "127.0.0.1" {
+		t.Fatalf("X-Forwarded-For %q", got)
+	}
+}
+
+func TestParseIP(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.1": "10.0.0.1", "255.255.255.255": "255.255.255.255", "2001:db8::1": "2001:db8::1",
+		"256.0.0.1": "", "1.2.3": "", "1.2.3.4.5": "", "": "", "a.b.c.d": "", "01.2.3.4": "1.2.3.4",
+	} {
+		a, ok := parseIP([]byte(in))
+		got := ""
+		if ok {
+			got = a.String()
+		}
+		if got != want {
+			t.Errorf("parseIP(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

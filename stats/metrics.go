@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgeproxy/edgeproxy/proxy"
 )
 
 // Scopes of an exported metric: which row types carry it.
@@ -94,6 +96,7 @@ type collector struct {
 	aggStatus   *prometheus.Desc
 	checkStatus *prometheus.Desc
 	checkCode   *prometheus.Desc
+	respTime    *prometheus.Desc
 }
 
 func labelsOf(typ int, extra ...string) []string {
@@ -119,6 +122,9 @@ func newCollector(s *Server) *collector {
 		c.status[typ] = prometheus.NewDesc(prefix+"status",
 			"Current status, 1 for the state it is in and 0 for the others.", labelsOf(typ, "state"), nil)
 	}
+	c.respTime = prometheus.NewDesc("edgeproxy_backend_response_time_seconds",
+		"Time from sending a request to a server to receiving its response head (HAProxy's Tr).",
+		[]string{"proxy"}, nil)
 	c.aggStatus = prometheus.NewDesc("haproxy_backend_agg_server_status",
 		"Number of the backend's servers in each state.", []string{"proxy", "state"}, nil)
 	c.checkStatus = prometheus.NewDesc("haproxy_server_check_status",
@@ -144,6 +150,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.aggStatus
 	ch <- c.checkStatus
 	ch <- c.checkCode
+	ch <- c.respTime
 }
 
 // Collect reads one snapshot and sends its metrics.
@@ -156,6 +163,26 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			c.collectAgg(ch, g)
 		}
 	}
+	if c.s.opts.Backends != nil {
+		for _, b := range c.s.opts.Backends() {
+			c.collectResponseTime(ch, b)
+		}
+	}
+}
+
+// collectResponseTime sends a backend's response time histogram (time from
+// sending a request to a server to its response head, HAProxy's Tr).
+func (c *collector) collectResponseTime(ch chan<- prometheus.Metric, b *proxy.Backend) {
+	st := &b.Stats
+	buckets := make(map[float64]uint64, len(proxy.ResponseTimeBuckets))
+	var count uint64
+	for i, le := range proxy.ResponseTimeBuckets {
+		count += st.ResponseTime[i].Load()
+		buckets[le.Seconds()] = count
+	}
+	count += st.ResponseTime[len(proxy.ResponseTimeBuckets)].Load()
+	sum := time.Duration(st.ResponseTimeSum.Load()).Seconds()
+	ch <- prometheus.MustNewConstHistogram(c.respTime, count, sum, buckets, b.Name)
 }
 
 func (c *collector) collectRow(ch chan<- prometheus.Metric, r *row) {

@@ -126,7 +126,8 @@ func (f *elbFake) active(lb, id string, port int) bool {
 	return ok && r.State != "draining" && !strings.Contains(r.Reason, "deregistration")
 }
 
-// startProxyEnv is startProxy with an environment of its own.
+// startProxyEnv runs the binary with env (nil: the test's own) and waits
+// until addr accepts connections.
 func startProxyEnv(t *testing.T, addr string, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binPath, args...)

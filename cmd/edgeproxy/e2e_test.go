@@ -88,40 +88,7 @@ type proc struct {
 // startProxy runs the binary and waits until addr accepts connections.
 func startProxy(t *testing.T, addr string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	cmd.Stderr = lockedWriter{&buf, &mu}
-	cmd.Stdout = lockedWriter{&buf, &mu}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, stderr: &buf, mu: &mu, waited: make(chan error, 1)}
-	go func() { p.waited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGKILL) // only the process this test started
-		<-p.waited
-		if t.Failed() {
-			t.Logf("edgeproxy output:\n%s", p.output())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return p
-		}
-		select {
-		case err := <-p.waited:
-			t.Fatalf("edgeproxy exited: %v\n%s", err, p.output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("edgeproxy did not listen on %s:\n%s", addr, p.output())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return startProxyEnv(t, addr, nil, args...) // nil: the test's environment
 }
 
 func (p *proc) output() string {
@@ -238,7 +205,8 @@ func TestSeedReachesAllFourInTurn(t *testing.T) {
 		t.Fatalf("stats CSV:\n%s", csvBody)
 	}
 	metrics := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", statsPort))
-	if !strings.Contains(metrics, `haproxy_backend_http_responses_total{code="2xx",proxy="customer-backend"} 8`) {
+	if !strings.Contains(metrics, `haproxy_backend_http_responses_total{code="2xx",proxy="customer-backend"} 8`) ||
+		!strings.Contains(metrics, `edgeproxy_backend_response_time_seconds_count{proxy="customer-backend"} 8`) {
 		t.Fatalf("metrics lack the 8 responses:\n%s", metrics)
 	}
 }

@@ -35,6 +35,7 @@ type runFlags struct {
 	maxHeaderSize      int
 	accessLog          string
 	accessLogFormat    string
+	trustForwardedFor  listFlag
 }
 
 func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
@@ -71,6 +72,7 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&f.maxHeaderSize, "max-header-size", proxy.DefaultMaxHeaderSize, "")
 	fs.StringVar(&f.accessLog, "access-log", "stdout", "")
 	fs.StringVar(&f.accessLogFormat, "access-log-format", "json", "")
+	fs.Var(&f.trustForwardedFor, "trust-forwarded-for", "")
 	return fs
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sort"
 	"strconv"
@@ -37,7 +38,8 @@ type instance struct {
 	checker   *healthcheck.Checker
 	registrar *elb.Registrar
 	accessLog *accesslog.Logger
-	logFile   *os.File // the access log's file, when it is one
+	trusted   []netip.Prefix // --trust-forwarded-for
+	logFile   *os.File       // the access log's file, when it is one
 	// initial counts the services that have not delivered their first
 	// server list; frontends start serving once it reaches zero (or after
 	// --startup-timeout), so the first clients never meet an empty backend.
@@ -60,6 +62,17 @@ func newInstance(p *config.Pool, f *runFlags, log *slog.Logger) (*instance, erro
 	in := &instance{pool: p, flags: f, log: log, backends: map[string]*proxy.Backend{}}
 	if err := in.openAccessLog(); err != nil {
 		return nil, err
+	}
+	for _, c := range f.trustForwardedFor {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(c); aerr == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			} else {
+				return nil, fmt.Errorf("--trust-forwarded-for %q: not an address or CIDR prefix", c)
+			}
+		}
+		in.trusted = append(in.trusted, p.Masked())
 	}
 	hlog := log.With("component", "healthcheck")
 	in.checker = healthcheck.NewChecker(healthcheck.Options{
@@ -316,6 +329,7 @@ func (in *instance) addFrontend(fc *config.Frontend) error {
 		MaxRequestsPerConn: in.flags.maxRequestsPerConn,
 		MaxHeaderSize:      in.flags.maxHeaderSize,
 		AccessLog:          in.accessLog,
+		TrustForwardedFor:  in.trusted,
 		AcceptProxy:        o.AcceptProxy,
 		Logf:               logfFor(in.log.With("frontend", fc.Name)),
 	}

@@ -125,6 +125,13 @@ AWS OPTIONS
                               (repeatable; EDGEPROXY_AWS_TARGET_GROUP).
     --aws-port N              Port to register (default: the first
                               frontend's port).
+    --trust-forwarded-for CIDRS
+                              Networks of HTTP load balancers (ALB, CLB HTTP
+                              listeners; repeatable, comma-separated) whose
+                              X-Forwarded-For is believed: the address they
+                              appended is the client for "source" balancing
+                              and the access log. X-Forwarded-For still gets
+                              the peer appended.
     --lazy-close D            After deregistration, how long responses say
                               "Connection: close" before the listeners stop
                               (default 5s).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +28,18 @@ func newStatsListener(in *instance) (*statsListener, error) {
 	port := 9090
 	if st.BindPort != nil {
 		port = int(*st.BindPort)
+	}
+	if port == 0 {
+		// Edge-LB 1.3+: 0 means the port the pool scheduler allocated,
+		// which the task finds in $HAPROXY_STATS_PORT; without it, any
+		// free port (logged below).
+		if v := os.Getenv("HAPROXY_STATS_PORT"); v != "" {
+			p, err := strconv.Atoi(v)
+			if err != nil || p < 0 || p > 65535 {
+				return nil, fmt.Errorf("stats listener: HAPROXY_STATS_PORT=%q is not a port", v)
+			}
+			port = p
+		}
 	}
 	addr := net.JoinHostPort(st.BindAddress, strconv.Itoa(port))
 	ln, err := net.Listen("tcp", addr)
