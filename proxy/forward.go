@@ -101,9 +101,13 @@ func (f *Frontend) forward(ctx *fasthttp.RequestCtx, be *Backend, info *requestH
 			break
 		}
 		if attempt > 0 {
-			srv.Stats.Retries.Add(1)
-			if srv != failed {
-				srv.Stats.Redispatch.Add(1)
+			// As HAProxy counts them: a retry on the same server is a retry
+			// warning of that server (wretr); moving to another one is a
+			// redispatch warning of the server left (wredis).
+			if srv == failed {
+				srv.Stats.Retries.Add(1)
+			} else {
+				failed.Stats.Redispatch.Add(1)
 			}
 		}
 		var retry bool
