@@ -43,7 +43,7 @@ for pkg in $missing; do
 	fi
 done
 # shellcheck disable=SC2086
-$SUDO apt-get install -y --no-install-recommends haproxy nginx wrk # apt-get leaves installed ones alone
+$SUDO apt-get install -y haproxy wrk nginx --no-install-recommends # installed ones are left alone
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 	for svc in haproxy nginx; do
 		$SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true

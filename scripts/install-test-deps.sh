@@ -51,7 +51,7 @@ if [ -n "$missing" ]; then
 	$SUDO apt-get update
 	# Every package named, installed or not: apt-get leaves the installed
 	# ones alone.
-	$SUDO apt-get install -y --no-install-recommends haproxy chromium
+	$SUDO apt-get install -y haproxy chromium --no-install-recommends
 	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 		$SUDO systemctl disable --now haproxy >/dev/null 2>&1 || true
 	fi
