@@ -128,7 +128,7 @@ func (f *elbFake) active(lb, id string, port int) bool {
 
 // startProxyEnv runs the binary with env (nil: the test's own) and waits
 // until addr accepts connections.
-func startProxyEnv(t *testing.T, addr string, env []string, args ...string) *proc {
+func startProxyEnv(t testing.TB, addr string, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = env

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -27,7 +26,7 @@ type taskServer struct {
 	first atomic.Int64 // unix ns of the first request, 0 before
 }
 
-func startTaskServers(t *testing.T, n int) []*taskServer {
+func startTaskServers(t testing.TB, n int) []*taskServer {
 	var out []*taskServer
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -48,7 +47,7 @@ func startTaskServers(t *testing.T, n int) []*taskServer {
 }
 
 // seedWithPorts is the seed pool unchanged but for free listener ports.
-func seedWithPorts(t *testing.T) (path string, port, statsPort int) {
+func seedWithPorts(t testing.TB) (path string, port, statsPort int) {
 	var pool map[string]any
 	if err := json.Unmarshal(seedPool, &pool); err != nil {
 		t.Fatal(err)
@@ -282,7 +281,7 @@ func TestMarathonScalingUnderLoad(t *testing.T) {
 // steady load, the time from a Marathon scale-up to the first request the
 // new task serves. Run: go test -run '^$' -bench ScaleEvent -benchtime 50x ./cmd/edgeproxy
 func BenchmarkScaleEventToFirstRequest(b *testing.B) {
-	servers := startTaskServersB(b, 8)
+	servers := startTaskServers(b, 8)
 	byAddr := map[string]*taskServer{}
 	var addrs []string
 	for _, s := range servers {
@@ -298,10 +297,9 @@ func BenchmarkScaleEventToFirstRequest(b *testing.B) {
 	if err := m.AddApp(app, addrs); err != nil {
 		b.Fatal(err)
 	}
-	cfgPath, port := seedWithPortsB(b)
+	cfgPath, port, _ := seedWithPorts(b)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := startProxyB(b, addr, "run", "--config", cfgPath, "--bind-address", "127.0.0.1", "--marathon", m.URL())
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	startProxy(b, addr, "run", "--config", cfgPath, "--bind-address", "127.0.0.1", "--marathon", m.URL(), "--access-log", "off")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 2 {
@@ -363,56 +361,4 @@ func BenchmarkScaleEventToFirstRequest(b *testing.B) {
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(0, "ns/op")
-}
-
-func startTaskServersB(b *testing.B, n int) []*taskServer {
-	var out []*taskServer
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		ts := &taskServer{addr: ln.Addr().String()}
-		ts.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ts.first.CompareAndSwap(0, time.Now().UnixNano())
-			io.WriteString(w, "Customer Application")
-		})}
-		go ts.srv.Serve(ln)
-		b.Cleanup(func() { ts.srv.Close() })
-		out = append(out, ts)
-	}
-	return out
-}
-
-func seedWithPortsB(b *testing.B) (string, int) {
-	var pool map[string]any
-	json.Unmarshal(seedPool, &pool)
-	ln1, _ := net.Listen("tcp", "127.0.0.1:0")
-	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
-	port, statsPort := ln1.Addr().(*net.TCPAddr).Port, ln2.Addr().(*net.TCPAddr).Port
-	ln1.Close()
-	ln2.Close()
-	h := pool["haproxy"].(map[string]any)
-	h["frontends"].([]any)[0].(map[string]any)["bindPort"] = port
-	h["stats"].(map[string]any)["bindPort"] = statsPort
-	out, _ := json.Marshal(pool)
-	path := filepath.Join(b.TempDir(), "pool.json")
-	os.WriteFile(path, out, 0o644)
-	return path, port
-}
-
-func startProxyB(b *testing.B, addr string, args ...string) *exec.Cmd {
-	cmd := exec.Command(binPath, args...)
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return cmd
-		}
-	}
-	cmd.Process.Kill()
-	b.Fatal("edgeproxy did not start")
-	return nil
 }

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -86,7 +86,7 @@ type proc struct {
 }
 
 // startProxy runs the binary and waits until addr accepts connections.
-func startProxy(t *testing.T, addr string, args ...string) *proc {
+func startProxy(t testing.TB, addr string, args ...string) *proc {
 	t.Helper()
 	return startProxyEnv(t, addr, nil, args...) // nil: the test's environment
 }

@@ -78,6 +78,18 @@ func newStatsListener(in *instance) (*statsListener, error) {
 	return &statsListener{ln: ln, srv: srv}, nil
 }
 
+// checkDescs are HAProxy's check_desc texts for each check result.
+var checkDescs = map[healthcheck.Result]string{
+	healthcheck.ResultNone:       "Initializing",
+	healthcheck.ResultL4OK:       "Layer4 check passed",
+	healthcheck.ResultL4Timeout:  "Layer4 timeout",
+	healthcheck.ResultL4Conn:     "Layer4 connection problem",
+	healthcheck.ResultL7OK:       "Layer7 check passed",
+	healthcheck.ResultL7Timeout:  "Layer7 timeout",
+	healthcheck.ResultL7Response: "Layer7 invalid response",
+	healthcheck.ResultL7Status:   "Layer7 wrong status",
+}
+
 // serverHealth reports a server's health checking for the stats page.
 func serverHealth(s *proxy.Server) (stats.ServerHealth, bool) {
 	t, ok := s.Health().(*healthcheck.Target)
@@ -103,24 +115,7 @@ func serverHealth(s *proxy.Server) (stats.ServerHealth, bool) {
 	// code, so its standard phrase); nothing for a pass or a timeout. For
 	// a malformed or missing status line, where HAProxy says nothing more,
 	// it is what the check found ("Malformed status line").
-	switch st.LastResult {
-	case healthcheck.ResultNone:
-		h.CheckDesc = "Initializing"
-	case healthcheck.ResultL4OK:
-		h.CheckDesc = "Layer4 check passed"
-	case healthcheck.ResultL4Timeout:
-		h.CheckDesc = "Layer4 timeout"
-	case healthcheck.ResultL4Conn:
-		h.CheckDesc = "Layer4 connection problem"
-	case healthcheck.ResultL7OK:
-		h.CheckDesc = "Layer7 check passed"
-	case healthcheck.ResultL7Timeout:
-		h.CheckDesc = "Layer7 timeout"
-	case healthcheck.ResultL7Response:
-		h.CheckDesc = "Layer7 invalid response"
-	case healthcheck.ResultL7Status:
-		h.CheckDesc = "Layer7 wrong status"
-	}
+	h.CheckDesc = checkDescs[st.LastResult]
 	capitalized := func(s string) string {
 		if s == "" {
 			return s
