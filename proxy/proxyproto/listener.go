@@ -84,9 +84,10 @@ type Conn struct {
 	conn net.Conn
 	opts *ListenerOptions
 
-	once sync.Once
-	hdr  *Header // set by handshake; nil when no header was present
-	err  error   // set by handshake; the connection is closed
+	once   sync.Once
+	hdr    *Header  // set by handshake; nil when no header was present
+	err    error    // set by handshake; the connection is closed
+	source net.Addr // the header's source, built once (RemoteAddr runs per request)
 
 	// buf holds bytes read past the header until they are consumed.
 	buf   atomic.Pointer[bufio.Reader]
@@ -141,6 +142,9 @@ func (c *Conn) handshake() {
 	switch {
 	case err == nil:
 		c.hdr = h
+		if !h.Local {
+			c.source = net.TCPAddrFromAddrPort(h.Source)
+		}
 	case errors.Is(err, ErrNoHeader) && !c.opts.Required:
 		// Plain connection: everything peeked stays in br.
 	case err == io.EOF:
@@ -239,8 +243,8 @@ func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
 // failed handshakes. The first call may wait for the header.
 func (c *Conn) RemoteAddr() net.Addr {
 	c.once.Do(c.handshake)
-	if c.hdr != nil && !c.hdr.Local {
-		return net.TCPAddrFromAddrPort(c.hdr.Source)
+	if c.source != nil {
+		return c.source
 	}
 	return c.conn.RemoteAddr()
 }

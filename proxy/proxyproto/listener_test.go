@@ -309,3 +309,17 @@ func TestListenerWithHTTPServer(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteAddrDoesNotAllocate: fasthttp asks for the remote address on
+// every request, so after the handshake it must be free.
+func TestRemoteAddrDoesNotAllocate(t *testing.T) {
+	ln := listen(t, ListenerOptions{Required: true})
+	dial(t, ln, []byte("PROXY TCP4 203.0.113.7 10.0.0.1 51234 80\r\n"))
+	c := accept(t, ln)
+	if got := c.RemoteAddr().String(); got != "203.0.113.7:51234" {
+		t.Fatalf("RemoteAddr = %s", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = c.RemoteAddr() }); n != 0 {
+		t.Fatalf("RemoteAddr allocates %v times per call", n)
+	}
+}
