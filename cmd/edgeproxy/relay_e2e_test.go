@@ -30,7 +30,7 @@ import (
 const (
 	relayKeepAlive = 600 * time.Millisecond // edgeproxy --timeout-keep-alive
 	l7RelayIdle    = 400 * time.Millisecond // ALB/CLB idle timeout, below it
-	l4RelayIdle    = 800 * time.Millisecond // NLB flow idle timeout, above it
+	l4RelayIdle    = 1200 * time.Millisecond // NLB flow idle timeout, well above it (room for a busy machine)
 )
 
 // l4Relay stands in for an NLB: a TCP pass-through that keeps an idle
