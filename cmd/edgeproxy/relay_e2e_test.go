@@ -28,8 +28,8 @@ import (
 // sides sometimes say "Connection: close".
 
 const (
-	relayKeepAlive = 600 * time.Millisecond // edgeproxy --timeout-keep-alive
-	l7RelayIdle    = 400 * time.Millisecond // ALB/CLB idle timeout, below it
+	relayKeepAlive = 600 * time.Millisecond  // edgeproxy --timeout-keep-alive
+	l7RelayIdle    = 400 * time.Millisecond  // ALB/CLB idle timeout, below it
 	l4RelayIdle    = 1200 * time.Millisecond // NLB flow idle timeout, well above it (room for a busy machine)
 )
 
