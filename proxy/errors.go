@@ -11,9 +11,7 @@ import (
 // Sentinel errors of the forwarding path. They never reach a client as text:
 // statusFor maps each to a status and a short fixed body.
 var (
-	errNoRoute         = errors.New("no backend matches the request")
 	errNoServer        = errors.New("no server of the backend is available")
-	errBadFraming      = errors.New("request framing is ambiguous")
 	errBackendProtocol = errors.New("backend answered with a malformed response")
 	errBackendClosed   = errors.New("backend closed the connection before answering")
 	errServerTimeout   = errors.New("backend did not answer in time")
@@ -34,10 +32,8 @@ func statusFor(err error) int {
 		return fasthttp.StatusBadRequest
 	}
 	switch {
-	case errors.Is(err, errNoRoute), errors.Is(err, errNoServer):
+	case errors.Is(err, errNoServer):
 		return fasthttp.StatusServiceUnavailable
-	case errors.Is(err, errBadFraming):
-		return fasthttp.StatusBadRequest
 	case errors.Is(err, errServerTimeout), errors.Is(err, os.ErrDeadlineExceeded):
 		return fasthttp.StatusGatewayTimeout
 	}

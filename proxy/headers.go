@@ -23,9 +23,7 @@ var (
 	hXForwardedProto = []byte("X-Forwarded-Proto")
 	hHost            = []byte("Host")
 
-	tokClose     = []byte("close")
-	tokKeepAlive = []byte("keep-alive")
-	tokUpgrade   = []byte("upgrade")
+	tokUpgrade = []byte("upgrade")
 )
 
 // equalFold reports whether a and b are equal under ASCII case folding.
@@ -54,14 +52,13 @@ const maxNominated = 16
 
 // connOptions is the parsed Connection header set of one message
 // (RFC 9110 §7.6.1): the options it lists, which name the hop-by-hop headers
-// that must not be forwarded, plus the flags edgeproxy acts on. The slices
-// point into the message's header buffer and live as long as it.
+// that must not be forwarded, and whether it asks for an upgrade. "close"
+// and "keep-alive" are honoured by the HTTP server itself. The slices point
+// into the message's header buffer and live as long as it.
 type connOptions struct {
 	names    [maxNominated][]byte
 	n        int
 	overflow bool
-	close    bool
-	keep     bool
 	upgrade  bool
 }
 
@@ -79,12 +76,7 @@ func (o *connOptions) add(v []byte) {
 		if len(tok) == 0 {
 			continue
 		}
-		switch {
-		case equalFold(tok, tokClose):
-			o.close = true
-		case equalFold(tok, tokKeepAlive):
-			o.keep = true
-		case equalFold(tok, tokUpgrade):
+		if equalFold(tok, tokUpgrade) {
 			o.upgrade = true
 		}
 		if o.n == maxNominated {
