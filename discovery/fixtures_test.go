@@ -5,31 +5,18 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/edgeproxy/edgeproxy/discovery/marathontest"
 )
 
-// fixturesDir finds shared/fixtures/marathon: $EDGEPROXY_SHARED/fixtures/
-// marathon, else the first shared/ found walking up from the package (the
-// repository clone has shared/ beside it).
+// fixturesDir is marathontest.FixturesDir for tests.
 func fixturesDir(tb testing.TB) string {
 	tb.Helper()
-	if d := os.Getenv("EDGEPROXY_SHARED"); d != "" {
-		return filepath.Join(d, "fixtures", "marathon")
-	}
-	dir, err := os.Getwd()
+	d, err := marathontest.FixturesDir()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for {
-		cand := filepath.Join(dir, "shared", "fixtures", "marathon")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("shared/fixtures/marathon not found above the package; set EDGEPROXY_SHARED")
-		}
-		dir = parent
-	}
+	return d
 }
 
 func readFixture(tb testing.TB, name string) []byte {

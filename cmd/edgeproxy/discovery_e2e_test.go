@@ -46,6 +46,31 @@ func startTaskServers(t testing.TB, n int) []*taskServer {
 	return out
 }
 
+// startSeedMarathon starts a fake Marathon holding the seed's /customer app,
+// whose tasks take the addresses of n local task servers as they launch.
+func startSeedMarathon(tb testing.TB, n int) (*marathontest.Server, map[string]*taskServer) {
+	tb.Helper()
+	byAddr := map[string]*taskServer{}
+	var addrs []string
+	for _, s := range startTaskServers(tb, n) {
+		addrs = append(addrs, s.addr)
+		byAddr[s.addr] = s
+	}
+	m := marathontest.New(marathontest.Options{})
+	if err := m.Start("127.0.0.1:0"); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(m.Close)
+	app, err := marathontest.ParseAppDefinition(seedApp)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.AddApp(app, addrs); err != nil {
+		tb.Fatal(err)
+	}
+	return m, byAddr
+}
+
 // seedWithPorts is the seed pool unchanged but for free listener ports.
 func seedWithPorts(t testing.TB) (path string, port, statsPort int) {
 	var pool map[string]any
@@ -192,25 +217,7 @@ func keys(m map[string]bool) []string {
 // stopped), Marathon itself goes away and comes back. No request fails and
 // new tasks get traffic soon after their event.
 func TestMarathonScalingUnderLoad(t *testing.T) {
-	servers := startTaskServers(t, 12)
-	byAddr := map[string]*taskServer{}
-	var addrs []string
-	for _, s := range servers {
-		addrs = append(addrs, s.addr)
-		byAddr[s.addr] = s
-	}
-	m := marathontest.New(marathontest.Options{})
-	if err := m.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	app, err := marathontest.ParseAppDefinition(seedApp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.AddApp(app, addrs); err != nil {
-		t.Fatal(err)
-	}
+	m, byAddr := startSeedMarathon(t, 12)
 	cfg, port, _ := seedWithPorts(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	startProxy(t, addr, "run", "--config", cfg, "--bind-address", "127.0.0.1", "--marathon", m.URL())
@@ -281,22 +288,7 @@ func TestMarathonScalingUnderLoad(t *testing.T) {
 // steady load, the time from a Marathon scale-up to the first request the
 // new task serves. Run: go test -run '^$' -bench ScaleEvent -benchtime 50x ./cmd/edgeproxy
 func BenchmarkScaleEventToFirstRequest(b *testing.B) {
-	servers := startTaskServers(b, 8)
-	byAddr := map[string]*taskServer{}
-	var addrs []string
-	for _, s := range servers {
-		addrs = append(addrs, s.addr)
-		byAddr[s.addr] = s
-	}
-	m := marathontest.New(marathontest.Options{})
-	if err := m.Start("127.0.0.1:0"); err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	app, _ := marathontest.ParseAppDefinition(seedApp)
-	if err := m.AddApp(app, addrs); err != nil {
-		b.Fatal(err)
-	}
+	m, byAddr := startSeedMarathon(b, 8)
 	cfgPath, port, _ := seedWithPorts(b)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	startProxy(b, addr, "run", "--config", cfgPath, "--bind-address", "127.0.0.1", "--marathon", m.URL(), "--access-log", "off")
@@ -328,7 +320,7 @@ func BenchmarkScaleEventToFirstRequest(b *testing.B) {
 		for _, ti := range m.Tasks("/customer") {
 			before[net.JoinHostPort(ti.Host, strconv.Itoa(ti.Ports[0]))] = true
 		}
-		for _, s := range servers {
+		for _, s := range byAddr {
 			s.first.Store(0)
 		}
 		start := time.Now()
