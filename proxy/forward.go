@@ -35,6 +35,7 @@ func (f *Frontend) handle(ctx *fasthttp.RequestCtx) {
 	f.Stats.Requests.Add(1)
 	f.Stats.Responses[statusClass(ctx.Response.StatusCode())].Add(1)
 	f.logRequest(ctx, &rl)
+	holdResponse(ctx)
 }
 
 func (f *Frontend) serve(ctx *fasthttp.RequestCtx, rl *requestLog) {
@@ -178,23 +179,26 @@ func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *request
 	now := time.Now()
 	rl.connected(now)
 	_ = bc.conn.SetDeadline(now.Add(opts.Timeouts.Server))
-	_, err = bc.conn.Write(bc.wbuf)
-	if err == nil && stream {
-		err = f.copyRequestBody(ctx, bc, bodyLen, opts.Timeouts)
-		if err != nil {
-			// Part of the body may have reached the server: no retry.
-			return f.fail(srv, bc, false, err)
+	if stream {
+		_, err = bc.write(bc.wbuf)
+		if err == nil {
+			err = f.copyRequestBody(ctx, bc, bodyLen, opts.Timeouts)
+			if err != nil {
+				// Part of the body may have reached the server: no retry.
+				return f.fail(srv, bc, false, err)
+			}
 		}
+	} else {
+		err = bc.send(bc.wbuf)
 	}
 	if err != nil {
-		// The server cannot have answered: a reused connection was closed
-		// while idle, a new one reset by a server that died with it in its
-		// accept queue. An idempotent request may go elsewhere either way
-		// (RFC 9110 §9.2.2; issue "Backend health": SIGKILL under load).
-		return f.fail(srv, bc, !stream && (reused || isIdempotent(req.Header.Method())), errBackendClosed)
+		return f.sendFailed(ctx, srv, bc, stream, reused)
 	}
 	resp := &ctx.Response
 	if err = readResponseHead(bc.br, &resp.Header); err != nil {
+		if bc.sendFailed() {
+			return f.sendFailed(ctx, srv, bc, stream, reused)
+		}
 		if !reused || !errors.Is(err, errBackendClosed) {
 			// A reused connection the server closed while idle says nothing
 			// of the server's health; anything else does.
@@ -244,6 +248,16 @@ func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *request
 		resp.SetBodyStream(f.logStream(ctx, rl, &bc.body), cl)
 	}
 	return false, nil
+}
+
+// sendFailed ends an exchange whose request could not be sent. The
+// server cannot have answered: a reused connection was closed while idle,
+// a new one reset by a server that died with it in its accept queue. An
+// idempotent request may go elsewhere either way (RFC 9110 §9.2.2; issue
+// "Backend health": SIGKILL under load), and so may any request edgeproxy
+// holds whole when the connection was a reused one.
+func (f *Frontend) sendFailed(ctx *fasthttp.RequestCtx, srv *Server, bc *bconn, stream, reused bool) (bool, error) {
+	return f.fail(srv, bc, !stream && (reused || isIdempotent(ctx.Request.Header.Method())), errBackendClosed)
 }
 
 // done ends an exchange whose response was read whole.
@@ -322,9 +336,9 @@ func (f *Frontend) copyRequestBody(ctx *fasthttp.RequestCtx, bc *bconn, bodyLen 
 				copy(buf[start:], hex)
 				buf[head-2], buf[head-1] = '\r', '\n'
 				buf[head+n], buf[head+n+1] = '\r', '\n'
-				_, werr = bc.conn.Write(buf[start : head+n+2])
+				_, werr = bc.write(buf[start : head+n+2])
 			} else {
-				_, werr = bc.conn.Write(buf[head : head+n])
+				_, werr = bc.write(buf[head : head+n])
 			}
 			if werr != nil {
 				return werr
@@ -343,7 +357,7 @@ func (f *Frontend) copyRequestBody(ctx *fasthttp.RequestCtx, bc *bconn, bodyLen 
 		return clientBodyError{io.ErrUnexpectedEOF}
 	}
 	if bodyLen == -1 {
-		_, err := bc.conn.Write([]byte("0\r\n\r\n"))
+		_, err := bc.write([]byte("0\r\n\r\n"))
 		return err
 	}
 	return nil

@@ -232,7 +232,11 @@ func (l lingerListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		return &lingerConn{TCPConn: tc, linger: l.linger}, nil
+		lc := &lingerConn{TCPConn: tc, raw: newRawIO(tc), linger: l.linger}
+		if lc.raw != nil {
+			lc.raw.deferWrites, lc.raw.stashReads = true, true
+		}
+		return lc, nil
 	}
 	return c, nil
 }
@@ -243,15 +247,85 @@ func (l lingerListener) Accept() (net.Conn, error) {
 // destroy a response the client has not read yet; lingering avoids that.
 type lingerConn struct {
 	*net.TCPConn
+	raw    *rawIO
 	linger time.Duration
 	closed atomic.Bool
+}
+
+// Read and Write go through rawIO: a response is sent as the read of the
+// next request begins, and that request is read in one system call.
+func (c *lingerConn) Read(p []byte) (int, error) {
+	if c.raw == nil {
+		return c.TCPConn.Read(p)
+	}
+	return c.raw.Read(p)
+}
+
+func (c *lingerConn) Write(p []byte) (int, error) {
+	if c.raw == nil {
+		return c.TCPConn.Write(p)
+	}
+	return c.raw.Write(p)
+}
+
+// ReadFrom, WriteTo and CloseWrite, which *net.TCPConn would serve past
+// rawIO, first send what rawIO holds or hand over what it read ahead.
+func (c *lingerConn) ReadFrom(r io.Reader) (int64, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	return c.TCPConn.ReadFrom(r)
+}
+
+func (c *lingerConn) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	if c.raw != nil && c.raw.stash != nil {
+		var buf [stashSize]byte
+		m, _ := c.raw.Read(buf[:])
+		k, err := w.Write(buf[:m])
+		if n = int64(k); err != nil {
+			return n, err
+		}
+	}
+	m, err := c.TCPConn.WriteTo(w)
+	return n + m, err
+}
+
+func (c *lingerConn) CloseWrite() error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	return c.TCPConn.CloseWrite()
+}
+
+func (c *lingerConn) flush() error {
+	if c.raw == nil {
+		return nil
+	}
+	return c.raw.flush()
+}
+
+// holdResponse: see rawIO.holdResponse.
+func (c *lingerConn) holdResponse() {
+	if c.raw != nil {
+		c.raw.holdResponse()
+	}
+}
+
+// endHeldWrites sends what rawIO holds and stops holding writes, so that
+// the connection may be read and written concurrently (a tunnel).
+func (c *lingerConn) endHeldWrites() error {
+	if c.raw == nil {
+		return nil
+	}
+	return c.raw.plain()
 }
 
 func (c *lingerConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	if err := c.TCPConn.CloseWrite(); err != nil {
+	if err := c.CloseWrite(); err != nil {
 		return c.TCPConn.Close()
 	}
 	_ = c.TCPConn.SetReadDeadline(time.Now().Add(c.linger))
@@ -267,4 +341,42 @@ func (c *lingerConn) Close() error {
 		}
 	}
 	return c.TCPConn.Close()
+}
+
+// holdResponse lets the client connection hold the response the handler
+// made until the next request is read (see rawIO), when it is whole in
+// memory.
+func holdResponse(ctx *fasthttp.RequestCtx) {
+	if ctx.Response.IsBodyStream() || ctx.Hijacked() {
+		return
+	}
+	c := ctx.Conn()
+	for {
+		switch t := c.(type) {
+		case *lingerConn:
+			t.holdResponse()
+			return
+		case interface{ NetConn() net.Conn }:
+			c = t.NetConn()
+		default:
+			return
+		}
+	}
+}
+
+// endHeldWrites makes a client connection, or the one a wrapper holds,
+// write as it is told from now on, so that the tunnel may read and write
+// it at the same time.
+func endHeldWrites(c net.Conn) {
+	for {
+		switch t := c.(type) {
+		case *lingerConn:
+			_ = t.endHeldWrites()
+			return
+		case interface{ NetConn() net.Conn }:
+			c = t.NetConn()
+		default:
+			return
+		}
+	}
 }

@@ -18,6 +18,7 @@ const backendReadBuffer = 16 << 10
 // at a time or parked in its server's pool.
 type bconn struct {
 	conn   net.Conn
+	raw    *rawIO // nil when conn offers no raw access
 	br     *bufio.Reader
 	wbuf   []byte
 	srv    *Server
@@ -101,17 +102,47 @@ func (s *Server) acquire(d *net.Dialer) (c *bconn, reused bool, err error) {
 		return nil, false, err
 	}
 	s.Stats.NewConns.Add(1)
-	c = &bconn{conn: conn, br: bufio.NewReaderSize(conn, backendReadBuffer), srv: s}
+	c = &bconn{conn: conn, raw: newRawIO(conn), srv: s}
+	if c.raw != nil {
+		c.br = bufio.NewReaderSize(c.raw, backendReadBuffer)
+	} else {
+		c.br = bufio.NewReaderSize(conn, backendReadBuffer)
+	}
 	c.body.c = c
 	return c, false, nil
 }
+
+// write sends p.
+func (c *bconn) write(p []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.Write(p)
+	}
+	return c.conn.Write(p)
+}
+
+// send sends a request that is complete in p: with raw access, as part
+// of reading the answer (see rawIO.sendThenRead), so p must stay untouched
+// until the response head was read; sendFailed then tells a failed send
+// from a failed read.
+func (c *bconn) send(p []byte) error {
+	if c.raw != nil && c.br.Buffered() == 0 {
+		c.raw.sendThenRead(p)
+		return nil
+	}
+	_, err := c.conn.Write(p)
+	return err
+}
+
+func (c *bconn) sendFailed() bool { return c.raw != nil && c.raw.sendFailed() }
 
 // release parks a connection for reuse, or closes it when it may not be
 // reused: the server left the set, the backend asked to close, or the pool
 // is full.
 func (s *Server) release(c *bconn, reusable bool) {
 	c.uses++
-	if !reusable || s.retired.Load() || !s.pool.put(c, time.Now().UnixNano()) {
+	// Bytes past the end of the response are not an answer to anything:
+	// the connection's framing is lost.
+	if !reusable || c.br.Buffered() > 0 || s.retired.Load() || !s.pool.put(c, time.Now().UnixNano()) {
 		c.close()
 		return
 	}

@@ -99,6 +99,7 @@ func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHe
 	f.Stats.Tunnels.Add(1)
 	idle := opts.Timeouts.Tunnel
 	tl := f.holdTunnelLog(ctx, rl)
+	endHeldWrites(ctx.Conn())
 	ctx.Hijack(func(client net.Conn) {
 		up, down := splice(client, bc, idle)
 		f.Stats.Tunnels.Add(-1)
