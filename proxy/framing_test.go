@@ -133,7 +133,14 @@ func TestBackendSeesOneRequestAtATime(t *testing.T) {
 			t.Fatalf("got %d %q", resp.StatusCode, body)
 		}
 	}
+	// The test backend answers every request-line-like string, so the
+	// spare answer to /inner may serve /second before /second has reached
+	// it: wait for it to arrive.
 	got := rb.received()
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(got, "/second") && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		got = rb.received()
+	}
 	br := bufio.NewReader(strings.NewReader(got))
 	// Every request head the backend got must be /outer or /second; /inner
 	// is only ever body bytes inside a framed request.
