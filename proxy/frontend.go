@@ -33,6 +33,11 @@ type FrontendConfig struct {
 	// Linger bounds the lingering read after edgeproxy half-closes a client
 	// connection; 0 means 2 s.
 	Linger time.Duration
+	// ParkIdleAfter is how long a keep-alive connection waits for its next
+	// request in a goroutine of its own before it is parked: held by one
+	// epoll set with no goroutine or buffer until the request arrives
+	// (Linux). 0 means DefaultParkIdleAfter; negative never parks.
+	ParkIdleAfter time.Duration
 	// KeepBuffersWhileIdle keeps a connection's 16 KiB buffers while it
 	// waits for its next request. By default they go back to a shared pool,
 	// which keeps 10,000 idle keep-alive connections cheap.
@@ -60,6 +65,11 @@ type FrontendConfig struct {
 	AccessLog *accesslog.Logger
 }
 
+// DefaultParkIdleAfter is the default ParkIdleAfter: long enough that a
+// client sending requests back to back never waits parked, short enough
+// that idle connections do not pile up goroutines.
+const DefaultParkIdleAfter = 250 * time.Millisecond
+
 // DefaultMaxHeaderSize is the default bound on a request head: 16 KiB,
 // HAProxy's tune.bufsize (HAProxy accepts about 15 KiB of it, less
 // tune.maxrewrite).
@@ -68,6 +78,7 @@ const DefaultMaxHeaderSize = 16 << 10
 // FrontendStats are a frontend's counters.
 type FrontendStats struct {
 	Conns    atomic.Int64  // open client connections
+	Parked   atomic.Int64  // of which parked while idle (see ParkIdleAfter)
 	Accepted atomic.Uint64 // client connections accepted
 	NoRoute  atomic.Uint64 // requests no rule matched, without default
 	Refused  atomic.Uint64 // requests refused for their framing
@@ -86,6 +97,8 @@ type Frontend struct {
 	portBytes []byte
 	tls       bool
 	linger    time.Duration
+	parkAfter time.Duration
+	parker    *parker // nil: idle connections are never parked
 	logf      func(string, ...any)
 	// closing makes every response say "Connection: close" (CloseLazily).
 	closing     atomic.Bool
@@ -120,6 +133,13 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 	if f.linger <= 0 {
 		f.linger = 2 * time.Second
 	}
+	f.parkAfter = cfg.ParkIdleAfter
+	if f.parkAfter == 0 {
+		f.parkAfter = DefaultParkIdleAfter
+	}
+	if f.parkAfter > 0 && parkingSupported {
+		f.parker = newParker(f)
+	}
 	if f.logf == nil {
 		f.logf = func(string, ...any) {}
 	}
@@ -151,15 +171,28 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 		CloseOnShutdown:               true,
 		ReduceMemoryUsage:             !cfg.KeepBuffersWhileIdle,
 		Logger:                        fasthttpLogger{f},
-		ConnState: func(_ net.Conn, st fasthttp.ConnState) {
+		ConnState: func(c net.Conn, st fasthttp.ConnState) {
+			// A parked connection leaves the server and comes back to it
+			// (ServeConn) without being closed or accepted again.
 			switch st {
 			case fasthttp.StateNew:
+				if lc := lingerConnOf(c); lc != nil && lc.resumed.Load() > 0 {
+					lc.resumed.Add(-1)
+					return
+				}
 				f.Stats.Conns.Add(1)
 				f.Stats.Accepted.Add(1)
 			case fasthttp.StateClosed, fasthttp.StateHijacked:
+				if lc := lingerConnOf(c); lc != nil && lc.parkedAway.Load() > 0 {
+					lc.parkedAway.Add(-1)
+					return
+				}
 				f.Stats.Conns.Add(-1)
 			}
 		},
+		// Workers whose connection was parked should not keep their
+		// stacks long.
+		MaxIdleWorkerDuration: 2 * time.Second,
 	}
 	return f, nil
 }
@@ -194,11 +227,12 @@ func (f *Frontend) parseError(ctx *fasthttp.RequestCtx, err error) {
 
 // Serve accepts connections on ln until Shutdown.
 func (f *Frontend) Serve(ln net.Listener) error {
-	ln = lingerListener{Listener: ln, linger: f.linger}
+	ln = lingerListener{Listener: ln, f: f}
 	if f.acceptProxy {
 		ln = proxyproto.NewListener(ln, proxyproto.ListenerOptions{
 			Required: true, ReadHeaderTimeout: f.proxyWait, Logf: f.logf,
 		})
+		ln = outerListener{ln}
 	}
 	err := f.server.Serve(ln)
 	if errors.Is(err, net.ErrClosed) {
@@ -217,13 +251,16 @@ func (f *Frontend) CloseLazily() { f.closing.Store(true) }
 // carry "Connection: close"), closes idle connections with a half-close and
 // lingering read, and returns when all are gone or ctx ends.
 func (f *Frontend) Shutdown(ctx context.Context) error {
+	if f.parker != nil {
+		f.parker.closeAll()
+	}
 	return f.server.ShutdownWithContext(ctx)
 }
 
 // lingerListener wraps accepted connections so that closing one is polite.
 type lingerListener struct {
 	net.Listener
-	linger time.Duration
+	f *Frontend
 }
 
 func (l lingerListener) Accept() (net.Conn, error) {
@@ -232,7 +269,8 @@ func (l lingerListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		lc := &lingerConn{TCPConn: tc, raw: newRawIO(tc), linger: l.linger}
+		lc := &lingerConn{TCPConn: tc, raw: newRawIO(tc), f: l.f}
+		lc.outer = lc
 		if lc.raw != nil {
 			lc.raw.deferWrites, lc.raw.stashReads = true, true
 		}
@@ -248,9 +286,29 @@ func (l lingerListener) Accept() (net.Conn, error) {
 type lingerConn struct {
 	*net.TCPConn
 	raw    *rawIO
-	linger time.Duration
+	f      *Frontend
+	outer  net.Conn // what the server serves: c, or a wrapper of c
 	closed atomic.Bool
+
+	// Parking (see parker); owned by the serving goroutine.
+	idleUntil time.Time // the keep-alive deadline of the idle wait
+	parkable  bool      // the read deadline is the parking one
+	park      atomic.Bool
+	parkedFd  int32 // the parker's, under its lock
+	heapIdx   int   // the parker's, under its lock
+	// resumed and parkedAway count server state changes that are
+	// parking, not connections opening and closing.
+	resumed, parkedAway atomic.Int32
 }
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// errParked ends fasthttp's wait for the next request on a connection
+// that is being parked. fasthttp ends such a wait quietly.
+var errParked = errors.New("idle connection parked")
 
 // Read and Write go through rawIO: a response is sent as the read of the
 // next request begins, and that request is read in one system call.
@@ -258,7 +316,37 @@ func (c *lingerConn) Read(p []byte) (int, error) {
 	if c.raw == nil {
 		return c.TCPConn.Read(p)
 	}
-	return c.raw.Read(p)
+	n, err := c.raw.Read(p)
+	if c.parkable {
+		c.parkable = false
+		if n == 0 && err != nil && isTimeout(err) && time.Now().Before(c.idleUntil) {
+			c.park.Store(true)
+			return 0, errParked
+		}
+	}
+	return n, err
+}
+
+// SetReadDeadline is how fasthttp starts the keep-alive wait for the
+// next request (a read deadline set after the response was written):
+// when parking is on, the wait is cut at ParkIdleAfter instead.
+func (c *lingerConn) SetReadDeadline(t time.Time) error {
+	c.parkable = false
+	if c.f != nil && c.f.parker != nil && c.raw != nil && c.raw.deferWrites && c.raw.wrote && !t.IsZero() {
+		if at := time.Now().Add(c.f.parkAfter); at.Before(t) {
+			c.idleUntil, c.parkable = t, true
+			return c.TCPConn.SetReadDeadline(at)
+		}
+	}
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+// resume hands a parked connection whose next request arrived back to
+// the server.
+func (c *lingerConn) resume() {
+	_ = c.TCPConn.SetReadDeadline(time.Time{})
+	c.resumed.Add(1)
+	_ = c.f.server.ServeConn(c.outer)
 }
 
 func (c *lingerConn) Write(p []byte) (int, error) {
@@ -305,6 +393,31 @@ func (c *lingerConn) flush() error {
 	return c.raw.flush()
 }
 
+// outerListener tells each lingerConn what wraps it.
+type outerListener struct{ net.Listener }
+
+func (l outerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if lc := lingerConnOf(c); lc != nil {
+		lc.outer = c
+	}
+	return c, err
+}
+
+// lingerConnOf returns the lingerConn c is or wraps, or nil.
+func lingerConnOf(c net.Conn) *lingerConn {
+	for {
+		switch t := c.(type) {
+		case *lingerConn:
+			return t
+		case interface{ NetConn() net.Conn }:
+			c = t.NetConn()
+		default:
+			return nil
+		}
+	}
+}
+
 // holdResponse: see rawIO.holdResponse.
 func (c *lingerConn) holdResponse() {
 	if c.raw != nil {
@@ -321,14 +434,38 @@ func (c *lingerConn) endHeldWrites() error {
 	return c.raw.plain()
 }
 
+// Close parks the connection when its wait for a request was cut for
+// parking, and closes it otherwise.
 func (c *lingerConn) Close() error {
+	if c.park.CompareAndSwap(true, false) {
+		c.parkedAway.Add(1)
+		if c.f.parker.park(c) {
+			return nil
+		}
+		c.parkedAway.Add(-1)
+	}
+	return c.closeNow()
+}
+
+// closeParked closes a connection the parker held, which the server no
+// longer counts.
+func (c *lingerConn) closeParked() {
+	_ = c.closeNow()
+	c.f.Stats.Conns.Add(-1)
+}
+
+func (c *lingerConn) closeNow() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
+	}
+	linger := 2 * time.Second
+	if c.f != nil {
+		linger = c.f.linger
 	}
 	if err := c.CloseWrite(); err != nil {
 		return c.TCPConn.Close()
 	}
-	_ = c.TCPConn.SetReadDeadline(time.Now().Add(c.linger))
+	_ = c.TCPConn.SetReadDeadline(time.Now().Add(linger))
 	var buf [512]byte
 	for budget := 256 << 10; budget > 0; {
 		n, err := c.TCPConn.Read(buf[:])

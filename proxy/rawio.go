@@ -3,7 +3,6 @@ package proxy
 import (
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -70,6 +69,7 @@ type rawIO struct {
 	wn       int
 	werr     error
 	holdNext bool // the next Write may be held: it ends a response
+	wrote    bool // serial mode: a Write came after the last Read
 
 	deferWrites bool
 	stashReads  bool
@@ -88,9 +88,39 @@ const (
 )
 
 var (
-	heldBufs  = sync.Pool{New: func() any { b := make([]byte, maxHeld); return &b }}
-	stashBufs = sync.Pool{New: func() any { b := make([]byte, stashSize); return &b }}
+	heldBufs  = bufPool{size: maxHeld}
+	stashBufs = bufPool{size: stashSize}
 )
+
+// bufPool lends buffers of one size from a small array of slots taken and
+// returned with compare-and-swap, as connPool does: no lock, and unlike
+// sync.Pool it allocates nothing once warm, race detector or not. A buffer
+// is lent only between a write and the next read, or a read and the next,
+// so few are out at once; when the slots run dry a new buffer is made,
+// and when they are full a returned one is left to the collector.
+type bufPool struct {
+	size  int
+	slots [64]atomic.Pointer[[]byte]
+}
+
+func (p *bufPool) Get() *[]byte {
+	for i := range p.slots {
+		if b := p.slots[i].Load(); b != nil && p.slots[i].CompareAndSwap(b, nil) {
+			return b
+		}
+	}
+	b := make([]byte, p.size)
+	return &b
+}
+
+func (p *bufPool) Put(b *[]byte) {
+	*b = (*b)[:cap(*b)]
+	for i := range p.slots {
+		if p.slots[i].Load() == nil && p.slots[i].CompareAndSwap(nil, b) {
+			return
+		}
+	}
+}
 
 // newRawIO returns a rawIO for c, or nil when c is not a socket that
 // offers raw access.
@@ -136,14 +166,13 @@ func (x *rawIO) doRead(fd uintptr) bool {
 			x.sendv, x.sendBuf = b[n:], hp
 			return true
 		}
-		*hp = (*hp)[:cap(*hp)]
 		heldBufs.Put(hp)
 		return false
 	}
 	p := x.rp
 	var sp *[]byte
 	if x.stashReads && len(p) <= smallRead {
-		sp = stashBufs.Get().(*[]byte)
+		sp = stashBufs.Get()
 		p = *sp
 	}
 	for {
@@ -208,6 +237,9 @@ func (x *rawIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if x.deferWrites {
+		x.wrote = false
+	}
 	if x.stash != nil {
 		return x.fromStash(p), nil
 	}
@@ -220,7 +252,6 @@ func (x *rawIO) Read(p []byte) (int, error) {
 		x.sendv = nil
 		if hp := x.sendBuf; hp != nil {
 			x.sendBuf = nil
-			*hp = (*hp)[:cap(*hp)]
 			heldBufs.Put(hp)
 		}
 		if err != nil {
@@ -251,7 +282,6 @@ func (x *rawIO) fromStash(p []byte) int {
 	n := copy(p, s[x.soff:])
 	x.soff += n
 	if x.soff == len(s) {
-		*x.stash = s[:cap(s)]
 		stashBufs.Put(x.stash)
 		x.stash = nil
 	}
@@ -265,9 +295,10 @@ func (x *rawIO) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	if x.deferWrites {
+		x.wrote = true
 		if x.holdNext && len(p) <= maxHeld && x.held.Load() == nil {
 			x.holdNext = false
-			hp := heldBufs.Get().(*[]byte)
+			hp := heldBufs.Get()
 			*hp = append((*hp)[:0], p...)
 			x.held.Store(hp)
 			return len(p), nil
@@ -298,7 +329,6 @@ func (x *rawIO) flush() error {
 		return nil
 	}
 	_, err := x.write(*hp)
-	*hp = (*hp)[:cap(*hp)]
 	heldBufs.Put(hp)
 	return err
 }

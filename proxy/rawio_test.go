@@ -128,7 +128,7 @@ func TestRawIOStreamedWritesAreNotHeld(t *testing.T) {
 
 func TestRawIOHeldResponseGoesOutOnClose(t *testing.T) {
 	srv, cli := tcpPair(t)
-	lc := &lingerConn{TCPConn: srv, raw: clientRawIO(t, srv), linger: time.Second}
+	lc := &lingerConn{TCPConn: srv, raw: clientRawIO(t, srv)}
 	lc.holdResponse()
 	if _, err := lc.Write([]byte("last response")); err != nil {
 		t.Fatal(err)

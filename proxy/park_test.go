@@ -1,0 +1,144 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func parkingFrontend(t *testing.T, keepAlive time.Duration) (*Frontend, string) {
+	be := backendOf(t, BackendOptions{}, cannedBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	return startFrontend(t, FrontendConfig{
+		Default:       be,
+		ParkIdleAfter: 30 * time.Millisecond,
+		Timeouts:      Timeouts{KeepAlive: keepAlive},
+	})
+}
+
+func TestParkedConnectionServesItsNextRequest(t *testing.T) {
+	f, addr := parkingFrontend(t, 10*time.Second)
+	c := dialRaw(t, addr)
+	for i := range 3 {
+		c.send(get("a", "/"))
+		if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		waitFor(t, 2*time.Second, "connection not parked", func() bool { return f.Stats.Parked.Load() == 1 })
+	}
+	if n, a := f.Stats.Conns.Load(), f.Stats.Accepted.Load(); n != 1 || a != 1 {
+		t.Fatalf("parking shows as connections: %d open, %d accepted; want 1 and 1", n, a)
+	}
+	// Pipelined requests right after parking.
+	c.send(get("a", "/") + get("a", "/"))
+	for range 2 {
+		if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+			t.Fatalf("pipelined: %d", resp.StatusCode)
+		}
+	}
+	c.c.Close()
+	waitFor(t, 2*time.Second, "closed parked connection still counted", func() bool {
+		return f.Stats.Conns.Load() == 0 && f.Stats.Parked.Load() == 0
+	})
+}
+
+func TestParkedConnectionKeepAliveTimeout(t *testing.T) {
+	f, addr := parkingFrontend(t, 300*time.Millisecond)
+	c := dialRaw(t, addr)
+	c.send(get("a", "/"))
+	c.response("GET")
+	waitFor(t, 2*time.Second, "connection not parked", func() bool { return f.Stats.Parked.Load() == 1 })
+	start := time.Now()
+	c.expectEOF()
+	// The parker sweeps once a second.
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("parked connection closed %v after parking, keep-alive timeout 300ms", took)
+	}
+	waitFor(t, 2*time.Second, "expired connection still counted", func() bool {
+		return f.Stats.Conns.Load() == 0 && f.Stats.Parked.Load() == 0
+	})
+}
+
+func TestShutdownClosesParkedConnections(t *testing.T) {
+	be := backendOf(t, BackendOptions{}, cannedBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFrontend(FrontendConfig{Default: be, ParkIdleAfter: 30 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); f.Serve(ln) }()
+	c := dialRaw(t, ln.Addr().String())
+	c.send(get("a", "/"))
+	c.response("GET")
+	waitFor(t, 2*time.Second, "connection not parked", func() bool { return f.Stats.Parked.Load() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	<-done
+	c.expectEOF()
+}
+
+// TestParkedConnectionsHoldNoGoroutine: 300 idle keep-alive connections,
+// once parked, hold no goroutine (fasthttp's idle workers exit after
+// MaxIdleWorkerDuration) and all still answer.
+func TestParkedConnectionsHoldNoGoroutine(t *testing.T) {
+	f, addr := parkingFrontend(t, 30*time.Second)
+	const n = 300
+	before := runtime.NumGoroutine()
+	conns := make([]net.Conn, n)
+	brs := make([]*bufio.Reader, n)
+	roundTrip := func(i int) {
+		if _, err := io.WriteString(conns[i], get("a", "/")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(brs[i], nil)
+		if err != nil {
+			t.Fatalf("conn %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		conns[i], brs[i] = c, bufio.NewReader(c)
+		roundTrip(i)
+	}
+	waitFor(t, 3*time.Second, "not all connections parked", func() bool { return f.Stats.Parked.Load() == n })
+	waitFor(t, 8*time.Second, "parked connections still hold goroutines", func() bool {
+		return runtime.NumGoroutine() < before+n/10
+	})
+	for i := range conns {
+		roundTrip(i)
+	}
+	if got := f.Stats.Conns.Load(); got != n {
+		t.Fatalf("%d connections counted, want %d", got, n)
+	}
+}
