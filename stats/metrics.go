@@ -97,6 +97,7 @@ type collector struct {
 	checkStatus *prometheus.Desc
 	checkCode   *prometheus.Desc
 	respTime    *prometheus.Desc
+	parked      *prometheus.Desc
 }
 
 func labelsOf(typ int, extra ...string) []string {
@@ -122,6 +123,9 @@ func newCollector(s *Server) *collector {
 		c.status[typ] = prometheus.NewDesc(prefix+"status",
 			"Current status, 1 for the state it is in and 0 for the others.", labelsOf(typ, "state"), nil)
 	}
+	c.parked = prometheus.NewDesc("edgeproxy_frontend_parked_connections",
+		"Idle keep-alive client connections parked without a goroutine (part of current_sessions).",
+		[]string{"proxy"}, nil)
 	c.respTime = prometheus.NewDesc("edgeproxy_backend_response_time_seconds",
 		"Time from sending a request to a server to receiving its response head (HAProxy's Tr).",
 		[]string{"proxy"}, nil)
@@ -151,6 +155,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.checkStatus
 	ch <- c.checkCode
 	ch <- c.respTime
+	ch <- c.parked
 }
 
 // Collect reads one snapshot and sends its metrics.
@@ -166,6 +171,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.s.opts.Backends != nil {
 		for _, b := range c.s.opts.Backends() {
 			c.collectResponseTime(ch, b)
+		}
+	}
+	if c.s.opts.Frontends != nil {
+		for _, f := range c.s.opts.Frontends() {
+			ch <- prometheus.MustNewConstMetric(c.parked, prometheus.GaugeValue, float64(f.Stats.Parked.Load()), f.Name)
 		}
 	}
 }
