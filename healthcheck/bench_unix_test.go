@@ -20,14 +20,19 @@ import (
 // process used per second of wall time as a percentage of one core. Run
 // it with -benchtime=1x: one run takes a warm-up interval plus the
 // measured window whatever b.N is.
-func BenchmarkCheck1000(b *testing.B) { benchmarkChecks(b, 1000, nil) }
+func BenchmarkCheck1000(b *testing.B) { benchmarkChecks(b, 1000, nil, false) }
+
+// BenchmarkCheck1000Dialer is BenchmarkCheck1000 with the TCP checks made
+// through net.Dialer, as they are outside Linux (and were before the
+// prober on Linux).
+func BenchmarkCheck1000Dialer(b *testing.B) { benchmarkChecks(b, 1000, nil, true) }
 
 // BenchmarkCheck1000HTTP is BenchmarkCheck1000 with HTTP checks.
 func BenchmarkCheck1000HTTP(b *testing.B) {
-	benchmarkChecks(b, 1000, &HTTPCheck{Path: "/health"})
+	benchmarkChecks(b, 1000, &HTTPCheck{Path: "/health"}, false)
 }
 
-func benchmarkChecks(b *testing.B, n int, h *HTTPCheck) {
+func benchmarkChecks(b *testing.B, n int, h *HTTPCheck, goDial bool) {
 	const window = 6 * time.Second
 	mode := "4"
 	if h != nil {
@@ -44,6 +49,7 @@ func benchmarkChecks(b *testing.B, n int, h *HTTPCheck) {
 		}
 	}})
 	defer c.Close()
+	c.goDial = goDial
 	cfg := Config{Enabled: true, HTTP: h}.WithDefaults()
 	ts := make([]*Target, n)
 	for i := range ts {

@@ -32,10 +32,15 @@ type Options struct {
 	// in order per Target, on whichever goroutine caused it (a check, a
 	// ReportFailure caller, a SetDraining caller). It may call any method
 	// of the Target; it should return quickly. It is not called for
-	// changes after Remove.
+	// changes after Remove. Changes caused by TCP checks on Linux are
+	// reported on the Checker's hook goroutine (see OnCheck).
 	OnChange func(t *Target, from, to State)
 	// OnCheck is called after each active check with its result and how
-	// long it took, for metrics. It runs on the check goroutine.
+	// long it took, for metrics. It runs on the check goroutine; for TCP
+	// checks on Linux, on one hook goroutine per Checker that calls the
+	// hooks of all its TCP checks in the order the checks ended, so a
+	// slow hook delays later hooks but no check. If hooks fall 65,536
+	// checks behind, OnCheck calls are dropped (OnChange calls never are).
 	OnCheck func(t *Target, r Result, took time.Duration)
 	// MaxConcurrent bounds the checks in flight across all Targets; a
 	// check beyond it waits for a slot. 0 means DefaultMaxConcurrent.
@@ -59,6 +64,9 @@ type Checker struct {
 	done      chan struct{}  // closed by Close: workers exit
 	wg        sync.WaitGroup // checks in flight
 	workers   sync.WaitGroup
+	prober    *prober // runs TCP checks without net.Dialer; nil where unsupported
+	goDial    bool    // tests: run every check through net.Dialer
+	epollOnly bool    // tests: the prober waits in epoll for every connect
 
 	mu      sync.Mutex
 	closed  bool
@@ -66,6 +74,7 @@ type Checker struct {
 }
 
 // NewChecker returns a Checker with no Targets. It starts no goroutine.
+// Call Close when done with it.
 func NewChecker(opts Options) *Checker {
 	c := &Checker{
 		logf:     opts.Logf,
@@ -85,6 +94,7 @@ func NewChecker(opts Options) *Checker {
 	c.sem = make(chan struct{}, n)
 	c.work = make(chan *Target)
 	c.done = make(chan struct{})
+	c.prober = newProber(c)
 	switch p := opts.SpreadPercent; {
 	case p == 0:
 		c.spreadPct = DefaultSpreadPercent
@@ -113,9 +123,18 @@ func (c *Checker) Add(addr string, cfg Config) (*Target, error) {
 		return nil, ErrClosed
 	}
 	c.targets[t] = struct{}{}
-	if t.cfg.Enabled {
+	if !t.cfg.Enabled {
+		return t, nil
+	}
+	first := align(rand.N(t.cfg.Inter), t.cfg.Inter)
+	if t.cfg.HTTP == nil && !c.goDial {
+		if t.sock = newSockProbe(t.checkAddr, c.epollOnly); t.sock != nil && !c.prober.add(t, first) {
+			t.sock = nil // the prober could not start: fall back to net.Dialer
+		}
+	}
+	if t.sock == nil {
 		t.mu.Lock() // the timer may fire before AfterFunc returns
-		t.timer = time.AfterFunc(align(rand.N(t.cfg.Inter), t.cfg.Inter), t.fire)
+		t.timer = time.AfterFunc(first, t.fire)
 		t.mu.Unlock()
 	}
 	return t, nil
@@ -174,6 +193,7 @@ func (c *Checker) Close() {
 		t.stop()
 	}
 	c.wg.Wait()
+	c.prober.close()
 	if !wasClosed {
 		close(c.done)
 	}
@@ -199,6 +219,9 @@ func (t *Target) stop() {
 		return
 	}
 	t.removed = true
+	if t.sock != nil {
+		t.c.prober.remove(t) // aborts a check in flight
+	}
 	if t.timer != nil {
 		t.timer.Stop()
 	}

@@ -25,8 +25,8 @@
 //
 // # Active checks
 //
-// A TCP check connects within the timeout and closes at once, sending no
-// data. An HTTP check sends one HTTP/1.1 request with Connection: close
+// A TCP check connects within the timeout and closes at once with a
+// reset, sending no data. An HTTP check sends one HTTP/1.1 request with Connection: close
 // and reads only the status line; 2xx and 3xx pass unless a specific
 // status is expected. A server that is Up goes Down after Fall
 // consecutive failed checks; a server that is Down goes Up after Rise
@@ -60,11 +60,24 @@
 //
 // # Cost
 //
-// There is no goroutine per Target. Each Target has one runtime timer
-// (time.AfterFunc) whose deadline is snapped to a grid of Inter/40 (at
-// most 50ms), so checks falling due together start in one wakeup; the
-// timer hands the check to a pool of worker goroutines that grows on
-// demand and shrinks when idle, and a semaphore (Options.MaxConcurrent)
-// bounds the checks in flight. A Checker with no check due holds no
-// goroutine but idle workers, which exit after 10s.
+// There is no goroutine per Target. On Linux a TCP check of an IP address,
+// the default check, runs on one loop goroutine per Checker (prober in
+// prober_linux.go). The loop keeps the next check of every Target in one
+// timer heap, with deadlines snapped to a grid of Inter/40 (at most 50ms)
+// so that checks falling due together start in one wakeup. It connects
+// with non-blocking raw system calls (on loopback the connect has usually
+// completed when it returns), waits for the slower ones in an epoll set of
+// its own, and sleeps in the Go netpoller on that set, with a timerfd for
+// the next deadline: between checks the process sleeps, and wakes on grid
+// lines and when a pending connect ends. Hooks run on a second goroutine,
+// so a slow hook holds up no check. At 1,000 Targets and inter 2s on loopback this costs under 2% of
+// a core, where net.Dialer costs about 5% (BenchmarkCheck1000).
+//
+// HTTP checks, checks of host names (resolved on every check) and all
+// checks outside Linux go through net.Dialer. Each of those Targets has
+// one runtime timer (time.AfterFunc) on the same grid, which hands the
+// check to a pool of worker goroutines that grows on demand and shrinks
+// when idle. A semaphore (Options.MaxConcurrent) bounds the checks in
+// flight of both kinds. A Checker with no check due holds no goroutine
+// but idle ones, which exit after 10s.
 package healthcheck

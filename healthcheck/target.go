@@ -73,22 +73,26 @@ type Target struct {
 	cfg       Config
 	req       []byte // rendered HTTP check request; nil for TCP checks
 	limit     int32  // passive error limit; 0 turns passive ejection off
+	// sock is not nil when the Checker's prober runs the checks (TCP
+	// checks on Linux; see prober_linux.go). It is set in Add; what it
+	// points to belongs to the prober's loop.
+	sock *sockProbe
 
 	word         atomic.Uint32 // see bitChecking and friends
 	passive      atomic.Int32  // consecutive passive failures
 	passiveTotal atomic.Uint64
 	rampFrom     atomic.Int64 // Unix ns when slow start began; 0 = not ramping
 
-	// Used only by the one check in flight.
+	// Used only by the one check in flight on the net.Dialer path.
 	ctx    context.Context
 	cancel context.CancelFunc
 	dialer net.Dialer
 	buf    [128]byte
 
 	mu         sync.Mutex
-	timer      *time.Timer
+	timer      *time.Timer // nil when the prober schedules the checks
 	removed    bool
-	inFlight   bool
+	inFlight   bool // net.Dialer path only
 	delivering bool
 	fastNext   bool     // passive ejection: next check after FastInter
 	conn       net.Conn // connection of an HTTP check in flight, for Remove
@@ -235,8 +239,11 @@ func (t *Target) eject() {
 	t.succ, t.fails = 0, 0
 	t.fastNext = true
 	t.setWord(w&^bitChecking|bitCheckDown, now, change{cause: causePassive, streak: int(t.limit)})
-	if !t.inFlight && t.timer != nil {
-		t.timer.Reset(align(t.c.spread(t.cfg.FastInter), t.cfg.FastInter))
+	switch d := align(t.c.spread(t.cfg.FastInter), t.cfg.FastInter); {
+	case t.sock != nil:
+		t.c.prober.hurry(t, d) // ignored while a check is in flight, as below
+	case !t.inFlight && t.timer != nil:
+		t.timer.Reset(d)
 	}
 	deliver := t.claimDelivery()
 	t.mu.Unlock()
