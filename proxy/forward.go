@@ -35,7 +35,7 @@ func (f *Frontend) handle(ctx *fasthttp.RequestCtx) {
 	f.Stats.Requests.Add(1)
 	f.Stats.Responses[statusClass(ctx.Response.StatusCode())].Add(1)
 	f.logRequest(ctx, &rl)
-	holdResponse(ctx)
+	afterResponse(ctx)
 }
 
 func (f *Frontend) serve(ctx *fasthttp.RequestCtx, rl *requestLog) {

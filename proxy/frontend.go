@@ -294,8 +294,10 @@ type lingerConn struct {
 	idleUntil time.Time // the keep-alive deadline of the idle wait
 	parkable  bool      // the read deadline is the parking one
 	park      atomic.Bool
-	parkedFd  int32 // the parker's, under its lock
-	heapIdx   int   // the parker's, under its lock
+	// peerDone: the client's last request said Connection: close.
+	peerDone atomic.Bool
+	parkedFd int32 // the parker's, under its lock
+	heapIdx  int   // the parker's, under its lock
 	// resumed and parkedAway count server state changes that are
 	// parking, not connections opening and closing.
 	resumed, parkedAway atomic.Int32
@@ -462,6 +464,17 @@ func (c *lingerConn) closeNow() error {
 	if c.f != nil {
 		linger = c.f.linger
 	}
+	if c.peerDone.Load() && c.raw != nil {
+		// The client asked to close: it sends nothing more, so once what
+		// it sent was read a plain close ends the connection with a FIN,
+		// as HAProxy does, with no lingering read to wait through.
+		if err := c.flush(); err != nil {
+			return c.TCPConn.Close()
+		}
+		if n, ok := unreadInput(c.raw.rc); ok && n == 0 {
+			return c.TCPConn.Close()
+		}
+	}
 	if err := c.CloseWrite(); err != nil {
 		return c.TCPConn.Close()
 	}
@@ -480,24 +493,20 @@ func (c *lingerConn) closeNow() error {
 	return c.TCPConn.Close()
 }
 
-// holdResponse lets the client connection hold the response the handler
-// made until the next request is read (see rawIO), when it is whole in
-// memory.
-func holdResponse(ctx *fasthttp.RequestCtx) {
-	if ctx.Response.IsBodyStream() || ctx.Hijacked() {
+// afterResponse tells the client connection about the response the
+// handler made: when it is whole in memory it may be held until the next
+// request is read (see rawIO), and when the client asked to close the
+// connection may close without lingering.
+func afterResponse(ctx *fasthttp.RequestCtx) {
+	lc := lingerConnOf(ctx.Conn())
+	if lc == nil {
 		return
 	}
-	c := ctx.Conn()
-	for {
-		switch t := c.(type) {
-		case *lingerConn:
-			t.holdResponse()
-			return
-		case interface{ NetConn() net.Conn }:
-			c = t.NetConn()
-		default:
-			return
-		}
+	if ctx.Request.Header.ConnectionClose() {
+		lc.peerDone.Store(true)
+	}
+	if !ctx.Response.IsBodyStream() && !ctx.Hijacked() {
+		lc.holdResponse()
 	}
 }
 

@@ -13,17 +13,6 @@ import (
 	"time"
 )
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func parkingFrontend(t *testing.T, keepAlive time.Duration) (*Frontend, string) {
 	be := backendOf(t, BackendOptions{}, cannedBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
 	return startFrontend(t, FrontendConfig{

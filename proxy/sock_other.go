@@ -1,0 +1,8 @@
+//go:build !linux
+
+package proxy
+
+import "syscall"
+
+// unreadInput cannot tell here: connections always linger on close.
+func unreadInput(syscall.RawConn) (int, bool) { return 0, false }
