@@ -131,3 +131,26 @@ func TestParkedConnectionsHoldNoGoroutine(t *testing.T) {
 		t.Fatalf("%d connections counted, want %d", got, n)
 	}
 }
+
+// A parked connection that came with a PROXY header keeps the client
+// address the header gave when it comes back.
+func TestParkedConnectionKeepsProxyHeaderSource(t *testing.T) {
+	b := startBackend(t, "b", nil)
+	be := backendOf(t, BackendOptions{Rewrite: Rewrite{ForwardFor: true}}, b.addr())
+	f, addr := startFrontend(t, FrontendConfig{Default: be, AcceptProxy: true, ParkIdleAfter: 30 * time.Millisecond})
+	c := dialRaw(t, addr)
+	c.send("PROXY TCP4 203.0.113.7 10.0.0.1 51234 80\r\n" + get("a", "/"))
+	for i := range 2 {
+		if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d", i, resp.StatusCode)
+		}
+		if got := b.lastHeader().Values("X-Forwarded-For"); len(got) != 1 || got[0] != "203.0.113.7" {
+			t.Fatalf("request %d: X-Forwarded-For = %q, want the PROXY source", i, got)
+		}
+		waitFor(t, 2*time.Second, "connection not parked", func() bool { return f.Stats.Parked.Load() == 1 })
+		c.send(get("a", "/"))
+	}
+	if n := f.Stats.Accepted.Load(); n != 1 {
+		t.Fatalf("%d connections accepted, want 1", n)
+	}
+}
