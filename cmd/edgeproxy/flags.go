@@ -33,6 +33,7 @@ type runFlags struct {
 	lazyClose          time.Duration
 	debugAddress       string
 	maxHeaderSize      int
+	parkIdleAfter      time.Duration
 	accessLog          string
 	accessLogFormat    string
 	trustForwardedFor  listFlag
@@ -70,6 +71,7 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&f.lazyClose, "lazy-close", 5*time.Second, "")
 	fs.StringVar(&f.debugAddress, "debug-address", "", "")
 	fs.IntVar(&f.maxHeaderSize, "max-header-size", proxy.DefaultMaxHeaderSize, "")
+	fs.DurationVar(&f.parkIdleAfter, "park-idle-after", proxy.DefaultParkIdleAfter, "")
 	fs.StringVar(&f.accessLog, "access-log", "stdout", "")
 	fs.StringVar(&f.accessLogFormat, "access-log-format", "json", "")
 	fs.Var(&f.trustForwardedFor, "trust-forwarded-for", "")

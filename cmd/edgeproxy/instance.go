@@ -328,6 +328,7 @@ func (in *instance) addFrontend(fc *config.Frontend) error {
 		MaxConns:           o.MaxConn,
 		MaxRequestsPerConn: in.flags.maxRequestsPerConn,
 		MaxHeaderSize:      in.flags.maxHeaderSize,
+		ParkIdleAfter:      parkIdleAfter(in.flags.parkIdleAfter),
 		AccessLog:          in.accessLog,
 		TrustForwardedFor:  in.trusted,
 		AcceptProxy:        o.AcceptProxy,
@@ -583,4 +584,13 @@ func watchAddress(ctx context.Context, host string, port, weight int, update fun
 		case <-time.After(10 * time.Second):
 		}
 	}
+}
+
+// parkIdleAfter maps --park-idle-after onto proxy.FrontendConfig, where 0
+// means the default: 0 on the command line turns parking off.
+func parkIdleAfter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

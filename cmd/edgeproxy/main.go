@@ -106,6 +106,11 @@ RUN OPTIONS
     --max-header-size N       Largest request head in bytes (default 16384,
                               as HAProxy's tune.bufsize; larger ones get
                               431).
+    --park-idle-after DURATION
+                              A keep-alive client connection idle this long
+                              is parked: held in one epoll set with no
+                              goroutine or buffer until its next request
+                              (default 250ms; 0 never parks; Linux).
     --log-format FORMAT       json (default) or text, for edgeproxy's own
                               log on stderr.
     --access-log DEST         One line per request: stdout (default), stderr,
