@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"net"
 	"sync"
 	"time"
 
@@ -171,8 +170,7 @@ func termination(rl *requestLog, status int) string {
 }
 
 func timeoutOr(err error, timeout, other string) string {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		return timeout
 	}
 	return other

@@ -25,8 +25,7 @@ var (
 func statusFor(err error) int {
 	var cbe clientBodyError
 	if errors.As(err, &cbe) {
-		var ne net.Error
-		if errors.As(cbe.err, &ne) && ne.Timeout() {
+		if isTimeout(cbe.err) {
 			return fasthttp.StatusRequestTimeout
 		}
 		return fasthttp.StatusBadRequest
@@ -37,11 +36,16 @@ func statusFor(err error) int {
 	case errors.Is(err, errServerTimeout), errors.Is(err, os.ErrDeadlineExceeded):
 		return fasthttp.StatusGatewayTimeout
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		return fasthttp.StatusGatewayTimeout
 	}
 	return fasthttp.StatusBadGateway
+}
+
+// isTimeout reports whether err is, or wraps, a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Fixed bodies of the responses edgeproxy writes itself: short, plain text,

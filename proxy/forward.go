@@ -289,15 +289,13 @@ func readResponseHead(br *bufio.Reader, h *fasthttp.ResponseHeader) error {
 	h.DisableNormalizing()
 	for range 8 {
 		if _, err := br.Peek(1); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTimeout(err) {
 				return errServerTimeout
 			}
 			return errBackendClosed
 		}
 		if err := h.Read(br); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTimeout(err) {
 				return errServerTimeout
 			}
 			return errBackendProtocol

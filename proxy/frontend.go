@@ -210,13 +210,12 @@ func (f *Frontend) parseError(ctx *fasthttp.RequestCtx, err error) {
 	f.Stats.Requests.Add(1)
 	status := fasthttp.StatusBadRequest
 	var small *fasthttp.ErrSmallBuffer
-	var ne net.Error
 	switch {
 	case errors.As(err, &small):
 		status = fasthttp.StatusRequestHeaderFieldsTooLarge
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		status = fasthttp.StatusRequestEntityTooLarge
-	case errors.As(err, &ne) && ne.Timeout():
+	case isTimeout(err):
 		status = fasthttp.StatusRequestTimeout
 	}
 	writeError(ctx, status)
@@ -301,11 +300,6 @@ type lingerConn struct {
 	// resumed and parkedAway count server state changes that are
 	// parking, not connections opening and closing.
 	resumed, parkedAway atomic.Int32
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // errParked ends fasthttp's wait for the next request on a connection
@@ -514,15 +508,7 @@ func afterResponse(ctx *fasthttp.RequestCtx) {
 // write as it is told from now on, so that the tunnel may read and write
 // it at the same time.
 func endHeldWrites(c net.Conn) {
-	for {
-		switch t := c.(type) {
-		case *lingerConn:
-			_ = t.endHeldWrites()
-			return
-		case interface{ NetConn() net.Conn }:
-			c = t.NetConn()
-		default:
-			return
-		}
+	if lc := lingerConnOf(c); lc != nil {
+		_ = lc.endHeldWrites()
 	}
 }

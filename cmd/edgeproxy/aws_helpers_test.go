@@ -214,8 +214,14 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // metricValue finds the sample of metric name whose labels contain
 // target="target" in a Prometheus text exposition.
 func metricValue(body, name, target string) (float64, bool) {
+	return metricWith(body, name, `target="`+target+`"`)
+}
+
+// metricWith finds the first sample of metric name whose labels contain
+// label (a `key="value"` pair; "" for any).
+func metricWith(body, name, label string) (float64, bool) {
 	for _, line := range strings.Split(body, "\n") {
-		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, `target="`+target+`"`) {
+		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, label) {
 			continue
 		}
 		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,14 +16,11 @@ import (
 // parkedConns reads edgeproxy_frontend_parked_connections from /metrics.
 func parkedConns(t *testing.T, statsPort int) float64 {
 	body := fetch(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", statsPort))
-	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, "edgeproxy_frontend_parked_connections{") {
-			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			return v
-		}
+	v, ok := metricWith(body, "edgeproxy_frontend_parked_connections", "")
+	if !ok {
+		t.Fatalf("no edgeproxy_frontend_parked_connections in /metrics")
 	}
-	t.Fatalf("no edgeproxy_frontend_parked_connections in /metrics")
-	return 0
+	return v
 }
 
 // TestParkIdleAfter runs the seed pool with --park-idle-after: an idle
