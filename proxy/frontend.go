@@ -292,6 +292,7 @@ type lingerConn struct {
 	// Parking (see parker); owned by the serving goroutine.
 	idleUntil time.Time // the keep-alive deadline of the idle wait
 	parkable  bool      // the read deadline is the parking one
+	responded bool      // the handler answered and nothing was read since
 	park      atomic.Bool
 	// peerDone: the client's last request said Connection: close.
 	peerDone atomic.Bool
@@ -312,6 +313,7 @@ func (c *lingerConn) Read(p []byte) (int, error) {
 	if c.raw == nil {
 		return c.TCPConn.Read(p)
 	}
+	c.responded = false
 	n, err := c.raw.Read(p)
 	if c.parkable {
 		c.parkable = false
@@ -324,11 +326,11 @@ func (c *lingerConn) Read(p []byte) (int, error) {
 }
 
 // SetReadDeadline is how fasthttp starts the keep-alive wait for the
-// next request (a read deadline set after the response was written):
+// next request (the first read deadline set after the handler answered):
 // when parking is on, the wait is cut at ParkIdleAfter instead.
 func (c *lingerConn) SetReadDeadline(t time.Time) error {
 	c.parkable = false
-	if c.f != nil && c.f.parker != nil && c.raw != nil && c.raw.deferWrites && c.raw.wrote && !t.IsZero() {
+	if c.responded && c.f != nil && c.f.parker != nil && c.raw != nil && c.raw.deferWrites && !t.IsZero() {
 		if at := time.Now().Add(c.f.parkAfter); at.Before(t) {
 			c.idleUntil, c.parkable = t, true
 			return c.TCPConn.SetReadDeadline(at)
@@ -342,7 +344,12 @@ func (c *lingerConn) SetReadDeadline(t time.Time) error {
 func (c *lingerConn) resume() {
 	_ = c.TCPConn.SetReadDeadline(time.Time{})
 	c.resumed.Add(1)
-	_ = c.f.server.ServeConn(c.outer)
+	err := c.f.server.ServeConn(c.outer)
+	if errors.Is(err, fasthttp.ErrConcurrencyLimit) {
+		// Refused (503) and closed before the server saw it open.
+		c.resumed.Add(-1)
+		c.f.Stats.Conns.Add(-1)
+	}
 }
 
 func (c *lingerConn) Write(p []byte) (int, error) {
@@ -496,7 +503,10 @@ func afterResponse(ctx *fasthttp.RequestCtx) {
 	if lc == nil {
 		return
 	}
-	if ctx.Request.Header.ConnectionClose() {
+	lc.responded = true
+	// A body still streaming in may have bytes in flight, which a plain
+	// close would answer with a reset: only a request read whole counts.
+	if ctx.Request.Header.ConnectionClose() && !ctx.Request.IsBodyStream() {
 		lc.peerDone.Store(true)
 	}
 	if !ctx.Response.IsBodyStream() && !ctx.Hijacked() {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -153,5 +154,36 @@ func TestParkedConnectionKeepsProxyHeaderSource(t *testing.T) {
 	}
 	if n := f.Stats.Accepted.Load(); n != 1 {
 		t.Fatalf("%d connections accepted, want 1", n)
+	}
+}
+
+// Only the wait for a next request is cut for parking: a request whose
+// body comes slowly, after "100 Continue" and after an earlier request,
+// is read to its end.
+func TestParkingSparesSlowRequestBodies(t *testing.T) {
+	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		data, _ := io.ReadAll(r.Body)
+		w.Write(data)
+	})
+	be := backendOf(t, BackendOptions{}, b.addr())
+	_, addr := startFrontend(t, FrontendConfig{Default: be, ParkIdleAfter: 30 * time.Millisecond})
+	c := dialRaw(t, addr)
+	c.send(get("a", "/"))
+	c.response("GET")
+	for _, expect := range []string{"Expect: 100-continue\r\n", ""} {
+		c.send("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 70000\r\n" + expect + "\r\n")
+		if expect != "" {
+			if line, err := c.br.ReadString('\n'); err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+				t.Fatalf("interim response %q %v", line, err)
+			}
+			c.br.ReadString('\n')
+		}
+		for range 7 {
+			time.Sleep(100 * time.Millisecond)
+			c.send(strings.Repeat("x", 10000))
+		}
+		if resp, body := c.response("POST"); resp.StatusCode != 200 || len(body) != 70000 {
+			t.Fatalf("%q: %d, %d bytes", expect, resp.StatusCode, len(body))
+		}
 	}
 }

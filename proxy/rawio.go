@@ -69,7 +69,6 @@ type rawIO struct {
 	wn       int
 	werr     error
 	holdNext bool // the next Write may be held: it ends a response
-	wrote    bool // serial mode: a Write came after the last Read
 
 	deferWrites bool
 	stashReads  bool
@@ -237,9 +236,6 @@ func (x *rawIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if x.deferWrites {
-		x.wrote = false
-	}
 	if x.stash != nil {
 		return x.fromStash(p), nil
 	}
@@ -295,7 +291,6 @@ func (x *rawIO) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	if x.deferWrites {
-		x.wrote = true
 		if x.holdNext && len(p) <= maxHeld && x.held.Load() == nil {
 			x.holdNext = false
 			hp := heldBufs.Get()

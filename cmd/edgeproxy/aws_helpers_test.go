@@ -306,7 +306,8 @@ func pollHealth(statsPort int, tl *timeline, stop <-chan struct{}) *sync.WaitGro
 //     client sends its next request on a new one (Go's Transport does).
 //   - Once the target is drained a real balancer sends nothing more, but
 //     these clients go on until edgeproxy's listener is closed. A refused
-//     connection then is where a balancer would have stopped: it ends that
+//     connection then (or one reset in the accept queue of the listener
+//     closing) is where a balancer would have stopped: it ends that
 //     client and is not a failure. The same refusal before the drain
 //     completed is a failure, as is any other error at any time.
 type drainLoad struct {
@@ -354,7 +355,7 @@ func startDrainLoad(t *testing.T, url string, clients int) *drainLoad {
 				l.mu.Lock()
 				l.events = append(l.events, ev)
 				l.mu.Unlock()
-				if errors.Is(err, syscall.ECONNREFUSED) {
+				if refusedAtDial(err) {
 					return // the listener is gone
 				}
 				time.Sleep(10 * time.Millisecond)
@@ -398,7 +399,7 @@ func (l *drainLoad) failures(drained time.Time) []string {
 	var out []string
 	for _, ev := range l.snapshot() {
 		switch {
-		case ev.err != nil && errors.Is(ev.err, syscall.ECONNREFUSED) && !drained.IsZero() && ev.at.After(drained):
+		case ev.err != nil && refusedAtDial(ev.err) && !drained.IsZero() && ev.at.After(drained):
 		case ev.err != nil:
 			out = append(out, fmt.Sprintf("%s-%s: %v (reused connection: %v)", ev.start.Format("15:04:05.000"), ev.at.Format("15:04:05.000"), ev.err, ev.reused))
 		case ev.status != 200 || !strings.Contains(ev.body, "Customer Application"):
@@ -406,6 +407,15 @@ func (l *drainLoad) failures(drained time.Time) []string {
 		}
 	}
 	return out
+}
+
+// refusedAtDial reports a connection the listener never took: refused, or
+// reset while still in the accept queue of a listener that closed. Either
+// way no request was sent.
+func refusedAtDial(err error) bool {
+	var op *net.OpError
+	dial := errors.As(err, &op) && op.Op == "dial"
+	return errors.Is(err, syscall.ECONNREFUSED) || dial && errors.Is(err, syscall.ECONNRESET)
 }
 
 // checkNoFailures fails the test if any outcome so far failed.
