@@ -87,7 +87,16 @@ func TestDifferentialHealthChecks(t *testing.T) {
 	}
 
 	em := parseProm(t, fetchOK(t, "http://"+proxies[0].stats+"/metrics"))
-	hm := parseProm(t, fetchOK(t, "http://"+proxies[1].stats+"/metrics"))
+	// HAProxy's exporter shows a check code of 0 while a check of that
+	// server is under way: scrape it between two checks.
+	badCode := series{"haproxy_server_check_code", labels("proxy", be, "server", bad.serverName())}
+	var hm *promScrape
+	for range 50 {
+		if hm = parseProm(t, fetchOK(t, "http://"+proxies[1].stats+"/metrics")); hm.values[badCode] == 503 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	compareMetrics(t, em, hm)
 	for _, m := range []*promScrape{em, hm} {
 		for s, want := range map[series]float64{
