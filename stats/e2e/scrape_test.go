@@ -132,3 +132,15 @@ func labels(kv ...string) string {
 	slices.Sort(ls)
 	return strings.Join(ls, ",")
 }
+
+// checkRunning reports whether a row shows a health check under way
+// (HAProxy's "* " before the last check status).
+func (s *statsCSV) checkRunning() bool {
+	col := slices.Index(s.names, "check_status")
+	for _, r := range s.rows {
+		if col >= 0 && strings.HasPrefix(r[col], "* ") {
+			return true
+		}
+	}
+	return false
+}
