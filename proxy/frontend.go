@@ -270,6 +270,9 @@ func (l lingerListener) Accept() (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		lc := &lingerConn{TCPConn: tc, raw: newRawIO(tc), f: l.f}
 		lc.outer = lc
+		if l.f != nil {
+			lc.wslack = deadlineSlack(l.f.timeouts.Client)
+		}
 		if lc.raw != nil {
 			lc.raw.deferWrites, lc.raw.stashReads = true, true
 		}
@@ -301,6 +304,9 @@ type lingerConn struct {
 	// resumed and parkedAway count server state changes that are
 	// parking, not connections opening and closing.
 	resumed, parkedAway atomic.Int32
+	// wdl is the write deadline, pushed out lazily by wslack.
+	wdl    lazyDeadline
+	wslack time.Duration
 }
 
 // errParked ends fasthttp's wait for the next request on a connection
@@ -337,6 +343,25 @@ func (c *lingerConn) SetReadDeadline(t time.Time) error {
 		}
 	}
 	return c.TCPConn.SetReadDeadline(t)
+}
+
+// SetWriteDeadline is set for every response (fasthttp's WriteTimeout,
+// the client timeout): it moves only when the armed one is more than
+// wslack later than t, or earlier (see lazyDeadline).
+func (c *lingerConn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() || c.wslack <= 0 {
+		c.wdl.forget()
+		return c.TCPConn.SetWriteDeadline(t)
+	}
+	if at, ok := c.wdl.arm(t, c.wslack); ok {
+		return c.TCPConn.SetWriteDeadline(at)
+	}
+	return nil
+}
+
+func (c *lingerConn) SetDeadline(t time.Time) error {
+	c.wdl.forget()
+	return c.TCPConn.SetDeadline(t)
 }
 
 // resume hands a parked connection whose next request arrived back to

@@ -25,6 +25,20 @@ type bconn struct {
 	idleAt atomic.Int64 // unix nanoseconds it was parked
 	uses   int
 	body   bodyReader
+	dl     lazyDeadline // the read and write deadline, set together
+}
+
+// setDeadline makes the connection's read and write deadline no earlier
+// than now+timeout (see lazyDeadline).
+func (c *bconn) setDeadline(now time.Time, timeout time.Duration) {
+	if timeout <= 0 {
+		c.dl.forget()
+		_ = c.conn.SetDeadline(now.Add(timeout))
+		return
+	}
+	if at, ok := c.dl.arm(now.Add(timeout), deadlineSlack(timeout)); ok {
+		_ = c.conn.SetDeadline(at)
+	}
 }
 
 func (c *bconn) close() {
@@ -193,6 +207,7 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	now := time.Now()
+	r.c.dl.forget()
 	_ = r.c.conn.SetReadDeadline(now.Add(r.timeout))
 	if r.client != nil {
 		_ = r.client.SetWriteDeadline(now.Add(r.clientTimeout))
@@ -327,6 +342,7 @@ func (r *bodyReader) Close() error {
 	c.srv.Stats.BytesOut.Add(uint64(r.n))
 	c.srv.Stats.Active.Add(-1)
 	if r.done && r.reusable {
+		c.dl.forget()
 		_ = c.conn.SetReadDeadline(time.Time{})
 	}
 	r.client = nil
