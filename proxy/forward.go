@@ -178,7 +178,7 @@ func (f *Frontend) exchange(ctx *fasthttp.RequestCtx, srv *Server, info *request
 	}
 	now := time.Now()
 	rl.connected(now)
-	bc.setDeadline(now, opts.Timeouts.Server)
+	bc.armDeadline(now, opts.Timeouts.Server)
 	if stream {
 		_, err = bc.write(bc.wbuf)
 		if err == nil {
@@ -326,8 +326,7 @@ func (f *Frontend) copyRequestBody(ctx *fasthttp.RequestCtx, bc *bconn, bodyLen 
 		_ = client.SetReadDeadline(time.Now().Add(f.timeouts.Client))
 		n, rerr := src.Read(buf[head : len(buf)-2])
 		if n > 0 {
-			bc.dl.forget()
-			_ = bc.conn.SetWriteDeadline(time.Now().Add(t.Server))
+			bc.setWriteDeadline(time.Now().Add(t.Server))
 			var werr error
 			if bodyLen == -1 {
 				hex := strconv.AppendUint(buf[:0:head], uint64(n), 16)

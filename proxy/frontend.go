@@ -349,7 +349,7 @@ func (c *lingerConn) SetReadDeadline(t time.Time) error {
 // the client timeout): it moves only when the armed one is more than
 // wslack later than t, or earlier (see lazyDeadline).
 func (c *lingerConn) SetWriteDeadline(t time.Time) error {
-	if t.IsZero() || c.wslack <= 0 {
+	if t.IsZero() {
 		c.wdl.forget()
 		return c.TCPConn.SetWriteDeadline(t)
 	}

@@ -28,17 +28,31 @@ type bconn struct {
 	dl     lazyDeadline // the read and write deadline, set together
 }
 
-// setDeadline makes the connection's read and write deadline no earlier
-// than now+timeout (see lazyDeadline).
-func (c *bconn) setDeadline(now time.Time, timeout time.Duration) {
-	if timeout <= 0 {
-		c.dl.forget()
-		_ = c.conn.SetDeadline(now.Add(timeout))
-		return
-	}
+// armDeadline makes the connection's read and write deadline no earlier
+// than now+timeout (see lazyDeadline); timeout is positive (withDefaults).
+func (c *bconn) armDeadline(now time.Time, timeout time.Duration) {
 	if at, ok := c.dl.arm(now.Add(timeout), deadlineSlack(timeout)); ok {
 		_ = c.conn.SetDeadline(at)
 	}
+}
+
+// setDeadline, setReadDeadline and setWriteDeadline set a deadline as
+// asked, leaving the lazily armed one unknown. Every deadline set on a
+// backend connection goes through these or armDeadline, except a tunnel's
+// own, set after setDeadline on a connection that is closed at its end.
+func (c *bconn) setDeadline(t time.Time) {
+	c.dl.forget()
+	_ = c.conn.SetDeadline(t)
+}
+
+func (c *bconn) setReadDeadline(t time.Time) {
+	c.dl.forget()
+	_ = c.conn.SetReadDeadline(t)
+}
+
+func (c *bconn) setWriteDeadline(t time.Time) {
+	c.dl.forget()
+	_ = c.conn.SetWriteDeadline(t)
 }
 
 func (c *bconn) close() {
@@ -207,8 +221,7 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	now := time.Now()
-	r.c.dl.forget()
-	_ = r.c.conn.SetReadDeadline(now.Add(r.timeout))
+	r.c.setReadDeadline(now.Add(r.timeout))
 	if r.client != nil {
 		_ = r.client.SetWriteDeadline(now.Add(r.clientTimeout))
 	}
@@ -342,8 +355,7 @@ func (r *bodyReader) Close() error {
 	c.srv.Stats.BytesOut.Add(uint64(r.n))
 	c.srv.Stats.Active.Add(-1)
 	if r.done && r.reusable {
-		c.dl.forget()
-		_ = c.conn.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	}
 	r.client = nil
 	c.srv.release(c, r.done && r.reusable)

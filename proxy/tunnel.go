@@ -52,7 +52,7 @@ func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHe
 	req := &ctx.Request
 	head := appendRequestHead(nil, req.Header.Method(), req.Header.RequestURI(), req.Header.RawHeaders(),
 		info, &be.rw, clientAddr(ctx), f.portBytes, f.tls, -2, true)
-	bc.setDeadline(time.Now(), opts.Timeouts.Server)
+	bc.armDeadline(time.Now(), opts.Timeouts.Server)
 	if _, err := bc.conn.Write(head); err != nil {
 		bc.close()
 		srv.Stats.RespErrors.Add(1)
@@ -95,8 +95,7 @@ func (f *Frontend) tunnel(ctx *fasthttp.RequestCtx, be *Backend, info *requestHe
 	}
 	cleanResponseHead(&resp.Header, true)
 	resp.SkipBody = true
-	bc.dl.forget()
-	_ = bc.conn.SetDeadline(time.Time{})
+	bc.setDeadline(time.Time{})
 	f.Stats.Tunnels.Add(1)
 	idle := opts.Timeouts.Tunnel
 	tl := f.holdTunnelLog(ctx, rl)
