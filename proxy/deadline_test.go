@@ -134,3 +134,32 @@ func TestClientTimeoutOnStalledReader(t *testing.T) {
 		t.Fatalf("connection still open after a stalled read (read %d bytes)", got)
 	}
 }
+
+// BenchmarkDeadline compares pushing a socket's write deadline out on
+// every call with the lazy push (go test -run '^$' -bench Deadline ./proxy).
+func BenchmarkDeadline(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	const timeout = 30 * time.Second
+	b.Run("every", func(b *testing.B) {
+		for b.Loop() {
+			_ = c.SetWriteDeadline(time.Now().Add(timeout))
+		}
+	})
+	b.Run("lazy", func(b *testing.B) {
+		var l lazyDeadline
+		for b.Loop() {
+			if at, ok := l.arm(time.Now().Add(timeout), deadlineSlack(timeout)); ok {
+				_ = c.SetWriteDeadline(at)
+			}
+		}
+	})
+}
