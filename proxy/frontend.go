@@ -296,6 +296,10 @@ type lingerConn struct {
 	idleUntil time.Time // the keep-alive deadline of the idle wait
 	parkable  bool      // the read deadline is the parking one
 	responded bool      // the handler answered and nothing was read since
+	// looking: the read deadline is lookAfter, and waitUntil the one to
+	// set when it passes (see SetReadDeadline).
+	looking   bool
+	waitUntil time.Time
 	park      atomic.Bool
 	// peerDone: the client's last request said Connection: close.
 	peerDone atomic.Bool
@@ -321,6 +325,19 @@ func (c *lingerConn) Read(p []byte) (int, error) {
 	}
 	c.responded = false
 	n, err := c.raw.Read(p)
+	if c.looking {
+		c.looking = false
+		if n == 0 && err != nil && isTimeout(err) {
+			// No request yet: look at the socket once, in case one came
+			// before the response went out (see rawIO.lookOnce), then
+			// wait out the rest.
+			if err := c.TCPConn.SetReadDeadline(c.waitUntil); err != nil {
+				return 0, err
+			}
+			c.raw.lookOnce = true
+			n, err = c.raw.Read(p)
+		}
+	}
 	if c.parkable {
 		c.parkable = false
 		if n == 0 && err != nil && isTimeout(err) && time.Now().Before(c.idleUntil) {
@@ -334,16 +351,37 @@ func (c *lingerConn) Read(p []byte) (int, error) {
 // SetReadDeadline is how fasthttp starts the keep-alive wait for the
 // next request (the first read deadline set after the handler answered):
 // when parking is on, the wait is cut at ParkIdleAfter instead.
+//
+// That wait first ends after lookAfter, for one look at the socket: the
+// read that sends the response waits for the next request without trying
+// the socket first, and would not see one a pipelining client sent
+// before (see rawIO.lookOnce). A client that sends its next request
+// within lookAfter, as busy ones do, never needs the look.
 func (c *lingerConn) SetReadDeadline(t time.Time) error {
-	c.parkable = false
-	if c.responded && c.f != nil && c.f.parker != nil && c.raw != nil && c.raw.deferWrites && !t.IsZero() {
-		if at := time.Now().Add(c.f.parkAfter); at.Before(t) {
+	c.parkable, c.looking = false, false
+	if !c.responded || c.raw == nil || !c.raw.deferWrites || t.IsZero() {
+		return c.TCPConn.SetReadDeadline(t)
+	}
+	now := time.Now()
+	wait := t
+	if c.f != nil && c.f.parker != nil {
+		if at := now.Add(c.f.parkAfter); at.Before(t) {
 			c.idleUntil, c.parkable = t, true
-			return c.TCPConn.SetReadDeadline(at)
+			wait = at
 		}
 	}
-	return c.TCPConn.SetReadDeadline(t)
+	if at := now.Add(lookAfter); !c.raw.pipelines && at.Before(wait) {
+		c.looking, c.waitUntil = true, wait
+		wait = at
+	}
+	return c.TCPConn.SetReadDeadline(wait)
 }
+
+// lookAfter is how long the wait for a next request goes before one look
+// at the socket: it bounds the delay of a request a pipelining client
+// sent before the response to its previous one went out, the first time
+// it does.
+const lookAfter = 10 * time.Millisecond
 
 // SetWriteDeadline is set for every response (fasthttp's WriteTimeout,
 // the client timeout): it moves only when the armed one is more than

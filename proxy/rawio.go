@@ -73,6 +73,18 @@ type rawIO struct {
 	deferWrites bool
 	stashReads  bool
 
+	// A read that follows a send waits for the poller's event instead of
+	// first trying the socket. That misses bytes that were already there
+	// before the read began, whose event the poller's reset discarded:
+	// the rest of a read that filled its buffer (readNow), or a request a
+	// pipelining client sent before its previous response went out.
+	// lookOnce makes the next read try the socket first (lingerConn does,
+	// when its first, short wait for a next request ends); bytes found
+	// then mark a client that pipelines, which is always read first.
+	readNow   bool
+	lookOnce  bool
+	pipelines bool
+
 	readFn, writeFn func(fd uintptr) bool
 }
 
@@ -166,7 +178,9 @@ func (x *rawIO) doRead(fd uintptr) bool {
 			return true
 		}
 		heldBufs.Put(hp)
-		return false
+		if !x.readFirst() {
+			return false
+		}
 	}
 	p := x.rp
 	var sp *[]byte
@@ -174,11 +188,17 @@ func (x *rawIO) doRead(fd uintptr) bool {
 		sp = stashBufs.Get()
 		p = *sp
 	}
+	looked := x.lookOnce
+	x.lookOnce = false
 	for {
 		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		switch e {
 		case 0:
 			x.rn = int(n)
+			x.readNow = x.rn == len(p)
+			if looked && x.rn > 0 {
+				x.pipelines = true
+			}
 			if sp != nil {
 				if x.rn > 0 {
 					x.stash, x.soff = sp, 0
@@ -191,6 +211,7 @@ func (x *rawIO) doRead(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			x.readNow = false
 		default:
 			x.rerr = e
 		}
@@ -200,6 +221,10 @@ func (x *rawIO) doRead(fd uintptr) bool {
 		return e != syscall.EAGAIN
 	}
 }
+
+// readFirst reports whether a read after a send must try the socket
+// before it waits (see readNow).
+func (x *rawIO) readFirst() bool { return x.readNow || x.lookOnce || x.pipelines }
 
 func (x *rawIO) doWrite(fd uintptr) bool {
 	for x.wn < len(x.wp) {

@@ -3,8 +3,11 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -307,5 +310,86 @@ func TestRawIOZeroAllocs(t *testing.T) {
 	cycle()
 	if a := testing.AllocsPerRun(200, cycle); a != 0 {
 		t.Fatalf("%.1f allocations per request, want 0", a)
+	}
+}
+
+// A read that sends a response waits for the next request without
+// trying the socket first. Requests a pipelining client sent before that
+// read began must still be answered: one sent while the previous was at
+// the backend, and a burst larger than one read. Parking is off, so that
+// nothing but the reads themselves can pick them up.
+func TestPipelinedRequestsAreNotMissed(t *testing.T) {
+	{
+		{
+			be := startBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/slow" {
+					time.Sleep(20 * time.Millisecond)
+				}
+				fmt.Fprintf(w, "answer to %s", r.URL.Path)
+			})
+			_, addr := startFrontend(t, FrontendConfig{
+				Name: "f", ParkIdleAfter: -1,
+				Default: backendOf(t, BackendOptions{}, be.addr()),
+			})
+			rc := dialRaw(t, addr)
+			rc.c.SetDeadline(time.Now().Add(3 * time.Second))
+			rc.send(get("x", "/slow"))
+			time.Sleep(5 * time.Millisecond)
+			rc.send(get("x", "/next"))
+			for _, p := range []string{"/slow", "/next"} {
+				if _, body := rc.response("GET"); body != "answer to "+p {
+					t.Fatalf("%s: got %q", p, body)
+				}
+			}
+
+			var burst strings.Builder
+			const n = 100 // about 7 KiB, more than one read takes
+			for i := range n {
+				burst.WriteString(get("x", fmt.Sprintf("/burst/%03d", i)))
+			}
+			rc.send(burst.String())
+			for i := range n {
+				want := fmt.Sprintf("answer to /burst/%03d", i)
+				if _, body := rc.response("GET"); body != want {
+					t.Fatalf("burst response %d: got %q, want %q", i, body, want)
+				}
+			}
+		}
+	}
+}
+
+// A read that filled its buffer may have left bytes in the socket: the
+// next read after a held response tries the socket before it waits.
+func TestRawIOReadAfterAFullReadTriesTheSocket(t *testing.T) {
+	{
+		{
+			srv, cli := tcpPair(t)
+			x := clientRawIO(t, srv)
+			sent := bytes.Repeat([]byte("p"), stashSize+1000)
+			if _, err := cli.Write(sent); err != nil {
+				t.Fatal(err)
+			}
+			_ = srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+			got := make([]byte, stashSize)
+			waitFor(t, 2*time.Second, "the burst to arrive", func() bool {
+				n, _ := unreadInput(x.rc)
+				return n == len(sent)
+			})
+			if _, err := io.ReadFull(x, got[:1]); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(x, got[1:]); err != nil {
+				t.Fatal(err)
+			}
+			x.holdResponse()
+			x.Write([]byte("response"))
+			n, err := x.Read(got)
+			if err != nil || n != 1000 {
+				t.Fatalf("Read after the held response = %d, %v; want the 1000 bytes left in the socket", n, err)
+			}
+			if r := receivedWithin(cli, 5*time.Second); string(r) != "response" {
+				t.Fatalf("client got %q", r)
+			}
+		}
 	}
 }
