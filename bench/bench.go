@@ -160,15 +160,19 @@ func (b *bench) startProxy(name string, n int, tag string) (*proxy, error) {
 	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
 		return nil, err
 	}
-	switch name {
-	case edge:
+	switch {
+	case name == edge || name == hapSafe && b.o.ab():
+		bin, env := b.o.edgeproxy, b.o.edgeEnv
+		if name != edge {
+			bin, env = b.o.baseline, b.o.baselineEnv
+		}
 		path := filepath.Join(cfgDir, "pool.json")
 		if err := os.WriteFile(path, pool, 0o644); err != nil {
 			return nil, err
 		}
 		p.config = string(pool)
-		p.argv = edgeproxyArgs(b.o.edgeproxy, path)
-		p.env = []string{"GOMAXPROCS=" + strconv.Itoa(n)}
+		p.argv = edgeproxyArgs(bin, path)
+		p.env = append([]string{"GOMAXPROCS=" + strconv.Itoa(n)}, env...)
 	default:
 		reuse := reuseSafe
 		if name == hapAlways {

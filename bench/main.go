@@ -42,7 +42,17 @@ type options struct {
 	bodyConns   int
 	idleConns   int
 	idleSources int
+
+	// edgeEnv is extra environment for edgeproxy. With baselineEnv or
+	// baseline set, the run is an A/B of two edgeproxy setups: the
+	// baseline takes HAProxy's place (http-reuse always stays HAProxy).
+	edgeEnv, baselineEnv []string
+	baseline             string
 }
+
+// ab reports whether the run compares edgeproxy with an edgeproxy
+// baseline instead of HAProxy.
+func (o *options) ab() bool { return o.baseline != "" }
 
 var allScenarios = []string{"keepalive", "rate", "close", "body", "idle", "change"}
 
@@ -71,6 +81,9 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.bodyConns, "body-conns", 4, "parallel connections moving large bodies")
 	fs.IntVar(&o.idleConns, "idle-conns", 10000, "idle keep-alive connections to hold open")
 	fs.IntVar(&o.idleSources, "idle-sources", 8, "loopback source addresses (127.0.0.2 up) for the idle connections")
+	edgeEnv := fs.String("edgeproxy-env", "", "extra environment for edgeproxy, space-separated K=V (e.g. EDGEPROXY_BATCH_WRITES=off)")
+	baseEnv := fs.String("baseline-env", "", "A/B run: edgeproxy with this environment takes HAProxy's place (see -baseline)")
+	fs.StringVar(&o.baseline, "baseline", "", "A/B run: edgeproxy binary that takes HAProxy's place (default with -baseline-env: -edgeproxy)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -83,6 +96,20 @@ func parseOptions(args []string) (options, error) {
 	}
 	if o.ratePercent, err = intList(*rp); err != nil {
 		return o, fmt.Errorf("-rate-percent: %w", err)
+	}
+	o.edgeEnv, o.baselineEnv = strings.Fields(*edgeEnv), strings.Fields(*baseEnv)
+	for _, kv := range append(o.edgeEnv, o.baselineEnv...) {
+		if !strings.Contains(kv, "=") {
+			return o, fmt.Errorf("-edgeproxy-env, -baseline-env: %q is not K=V", kv)
+		}
+	}
+	if o.baseline == "" && len(o.baselineEnv) > 0 {
+		o.baseline = o.edgeproxy
+	}
+	if o.baseline != "" {
+		if _, err := os.Stat(o.baseline); err != nil {
+			return o, fmt.Errorf("-baseline: %w", err)
+		}
 	}
 	o.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scen, ",") {
