@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,11 @@ type FrontendConfig struct {
 	// waits for its next request. By default they go back to a shared pool,
 	// which keeps 10,000 idle keep-alive connections cheap.
 	KeepBuffersWhileIdle bool
+	// BatchWrites sends the responses that are whole in memory from one
+	// goroutine, in a batch per round of the Go scheduler, instead of from
+	// each connection's goroutine as it finishes (see flusher). It pays
+	// with GOMAXPROCS=1 and costs with more: BatchWritesByDefault says.
+	BatchWrites bool
 	// MaxHeaderSize bounds a request head (request line and header
 	// fields); larger ones get 431. It is the size of each connection's
 	// read buffer. 0 means DefaultMaxHeaderSize.
@@ -64,6 +70,10 @@ type FrontendConfig struct {
 	// the frontends' Shutdown.
 	AccessLog *accesslog.Logger
 }
+
+// BatchWritesByDefault reports whether BatchWrites pays here: when the
+// Go scheduler has one P.
+func BatchWritesByDefault() bool { return runtime.GOMAXPROCS(0) == 1 }
 
 // DefaultParkIdleAfter is the default ParkIdleAfter: long enough that a
 // client sending requests back to back never waits parked, short enough
@@ -99,6 +109,7 @@ type Frontend struct {
 	linger    time.Duration
 	parkAfter time.Duration
 	parker    *parker // nil: idle connections are never parked
+	batch     *flusher
 	logf      func(string, ...any)
 	// closing makes every response say "Connection: close" (CloseLazily).
 	closing     atomic.Bool
@@ -139,6 +150,9 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 	}
 	if f.parkAfter > 0 && parkingSupported {
 		f.parker = newParker(f)
+	}
+	if cfg.BatchWrites {
+		f.batch = batchFlusher()
 	}
 	if f.logf == nil {
 		f.logf = func(string, ...any) {}
@@ -275,6 +289,9 @@ func (l lingerListener) Accept() (net.Conn, error) {
 		}
 		if lc.raw != nil {
 			lc.raw.deferWrites, lc.raw.stashReads = true, true
+			if l.f != nil {
+				lc.raw.batch = l.f.batch
+			}
 		}
 		return lc, nil
 	}

@@ -85,7 +85,18 @@ type rawIO struct {
 	lookOnce  bool
 	pipelines bool
 
-	readFn, writeFn func(fd uintptr) bool
+	// Batch mode (batch != nil): held writes are sent by the flusher.
+	batch    *flusher
+	queued   bool        // reader: this Read queued the held write
+	inq      atomic.Bool // in batch's queue, linked through next
+	next     *rawIO
+	sending  atomic.Bool                   // a sender owns the write side
+	finished atomic.Pointer[chan struct{}] // closed when a finisher lets go
+	fp       []byte                        // the flusher's send
+	fn       int
+	ferr     error
+
+	readFn, writeFn, sendFn func(fd uintptr) bool
 }
 
 const (
@@ -145,7 +156,7 @@ func newRawIO(c net.Conn) *rawIO {
 		return nil
 	}
 	x := &rawIO{rc: rc}
-	x.readFn, x.writeFn = x.doRead, x.doWrite
+	x.readFn, x.writeFn, x.sendFn = x.doRead, x.doWrite, x.doSend
 	return x
 }
 
@@ -164,7 +175,17 @@ func (x *rawIO) doRead(fd uintptr) bool {
 		}
 		return false // sent: wait for the answer
 	}
-	if hp := x.held.Swap(nil); hp != nil {
+	if x.batch != nil {
+		// The flusher sends the held write; the read waits for the
+		// answer to it.
+		if !x.queued && x.held.Load() != nil {
+			x.queued = true
+			x.batch.add(x)
+			if !x.readFirst() {
+				return false
+			}
+		}
+	} else if hp := x.held.Swap(nil); hp != nil {
 		b := *hp
 		n, err := rawWrite(fd, b)
 		if err != nil && err != syscall.EAGAIN {
@@ -264,7 +285,7 @@ func (x *rawIO) Read(p []byte) (int, error) {
 	if x.stash != nil {
 		return x.fromStash(p), nil
 	}
-	x.rp, x.rn, x.rerr, x.sendErr = p, 0, nil, nil
+	x.rp, x.rn, x.rerr, x.sendErr, x.queued = p, 0, nil, nil, false
 	err := x.rc.Read(x.readFn)
 	x.rp = nil
 	if len(x.sendv) > 0 && x.sendErr == nil && err == nil {
@@ -342,8 +363,12 @@ func (x *rawIO) write(p []byte) (int, error) {
 	return n, err
 }
 
-// flush sends a held write now.
+// flush sends a held write now, after any send the flusher started.
 func (x *rawIO) flush() error {
+	if x.batch != nil {
+		x.acquireSend()
+		defer x.sending.Store(false)
+	}
 	hp := x.held.Swap(nil)
 	if hp == nil {
 		return nil

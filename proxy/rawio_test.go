@@ -319,8 +319,8 @@ func TestRawIOZeroAllocs(t *testing.T) {
 // the backend, and a burst larger than one read. Parking is off, so that
 // nothing but the reads themselves can pick them up.
 func TestPipelinedRequestsAreNotMissed(t *testing.T) {
-	{
-		{
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprint("batch=", batch), func(t *testing.T) {
 			be := startBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path == "/slow" {
 					time.Sleep(20 * time.Millisecond)
@@ -328,7 +328,7 @@ func TestPipelinedRequestsAreNotMissed(t *testing.T) {
 				fmt.Fprintf(w, "answer to %s", r.URL.Path)
 			})
 			_, addr := startFrontend(t, FrontendConfig{
-				Name: "f", ParkIdleAfter: -1,
+				Name: "f", BatchWrites: batch, ParkIdleAfter: -1,
 				Default: backendOf(t, BackendOptions{}, be.addr()),
 			})
 			rc := dialRaw(t, addr)
@@ -354,17 +354,20 @@ func TestPipelinedRequestsAreNotMissed(t *testing.T) {
 					t.Fatalf("burst response %d: got %q, want %q", i, body, want)
 				}
 			}
-		}
+		})
 	}
 }
 
 // A read that filled its buffer may have left bytes in the socket: the
 // next read after a held response tries the socket before it waits.
 func TestRawIOReadAfterAFullReadTriesTheSocket(t *testing.T) {
-	{
-		{
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprint("batch=", batch), func(t *testing.T) {
 			srv, cli := tcpPair(t)
 			x := clientRawIO(t, srv)
+			if batch {
+				x.batch = batchFlusher()
+			}
 			sent := bytes.Repeat([]byte("p"), stashSize+1000)
 			if _, err := cli.Write(sent); err != nil {
 				t.Fatal(err)
@@ -390,6 +393,6 @@ func TestRawIOReadAfterAFullReadTriesTheSocket(t *testing.T) {
 			if r := receivedWithin(cli, 5*time.Second); string(r) != "response" {
 				t.Fatalf("client got %q", r)
 			}
-		}
+		})
 	}
 }

@@ -34,6 +34,7 @@ type runFlags struct {
 	debugAddress       string
 	maxHeaderSize      int
 	parkIdleAfter      time.Duration
+	batchWrites        string
 	accessLog          string
 	accessLogFormat    string
 	trustForwardedFor  listFlag
@@ -72,6 +73,7 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.debugAddress, "debug-address", "", "")
 	fs.IntVar(&f.maxHeaderSize, "max-header-size", proxy.DefaultMaxHeaderSize, "")
 	fs.DurationVar(&f.parkIdleAfter, "park-idle-after", proxy.DefaultParkIdleAfter, "")
+	fs.StringVar(&f.batchWrites, "batch-writes", "auto", "")
 	fs.StringVar(&f.accessLog, "access-log", "stdout", "")
 	fs.StringVar(&f.accessLogFormat, "access-log-format", "json", "")
 	fs.Var(&f.trustForwardedFor, "trust-forwarded-for", "")

@@ -322,6 +322,10 @@ func (in *instance) addFrontend(fc *config.Frontend) error {
 	t.Client = pick(o.Timeouts.Client, t.Client)
 	t.HTTPRequest = pick(o.Timeouts.HTTPRequest, t.HTTPRequest)
 	t.KeepAlive = pick(o.Timeouts.HTTPKeepAlive, t.KeepAlive)
+	batch, err := batchWrites(in.flags.batchWrites)
+	if err != nil {
+		return err
+	}
 	cfg := proxy.FrontendConfig{
 		Name:               fc.Name,
 		Timeouts:           t,
@@ -329,6 +333,7 @@ func (in *instance) addFrontend(fc *config.Frontend) error {
 		MaxRequestsPerConn: in.flags.maxRequestsPerConn,
 		MaxHeaderSize:      in.flags.maxHeaderSize,
 		ParkIdleAfter:      parkIdleAfter(in.flags.parkIdleAfter),
+		BatchWrites:        batch,
 		AccessLog:          in.accessLog,
 		TrustForwardedFor:  in.trusted,
 		AcceptProxy:        o.AcceptProxy,
@@ -584,6 +589,19 @@ func watchAddress(ctx context.Context, host string, port, weight int, update fun
 		case <-time.After(10 * time.Second):
 		}
 	}
+}
+
+// batchWrites maps --batch-writes onto proxy.FrontendConfig.
+func batchWrites(v string) (bool, error) {
+	switch v {
+	case "auto":
+		return proxy.BatchWritesByDefault(), nil
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("--batch-writes: %q is not auto, on or off", v)
 }
 
 // parkIdleAfter maps --park-idle-after onto proxy.FrontendConfig, where 0

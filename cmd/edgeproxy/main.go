@@ -111,6 +111,9 @@ RUN OPTIONS
                               is parked: held in one epoll set with no
                               goroutine or buffer until its next request
                               (default 250ms; 0 never parks; Linux).
+    --batch-writes MODE       auto (default), on or off: send the responses
+                              of one Go scheduler round together, from one
+                              goroutine. auto is on when GOMAXPROCS is 1.
     --log-format FORMAT       json (default) or text, for edgeproxy's own
                               log on stderr.
     --access-log DEST         One line per request: stdout (default), stderr,
