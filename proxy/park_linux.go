@@ -4,7 +4,10 @@ package proxy
 
 import (
 	"container/heap"
+	"errors"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,13 +21,21 @@ import (
 // connection back to the server. Ten thousand idle connections then cost
 // their sockets and a few hundred bytes of Go state each instead of a
 // goroutine stack and its buffers.
+//
+// The loop waits for the epoll set through Go's network poller (an epoll
+// set is itself pollable), not in a blocking epoll_wait: a goroutine in a
+// blocking system call keeps its P until the runtime's monitor takes it
+// back, which with GOMAXPROCS=1 stalled every connection for up to 10 ms
+// each time the loop went back to waiting.
 type parker struct {
 	f *Frontend
 
 	once     sync.Once
 	stopOnce sync.Once
 	epfd     int
-	wake     int // eventfd that wakes the loop
+	file     *os.File        // epfd, registered with Go's poller
+	rc       syscall.RawConn // of file
+	wake     int             // eventfd that wakes the loop
 	err      error
 	done     chan struct{}
 	mu       sync.Mutex
@@ -73,6 +84,18 @@ func (p *parker) start() {
 	}
 	if p.err != nil {
 		p.f.logf("idle connections: eventfd: %v; idle connections keep their goroutine", p.err)
+		unix.Close(p.epfd)
+		close(p.done)
+		return
+	}
+	if p.err = unix.SetNonblock(p.epfd, true); p.err == nil {
+		// A non-blocking descriptor is registered with Go's poller.
+		p.file = os.NewFile(uintptr(p.epfd), "parker epoll")
+		p.rc, p.err = p.file.SyscallConn()
+	}
+	if p.err != nil {
+		p.f.logf("idle connections: poller: %v; idle connections keep their goroutine", p.err)
+		unix.Close(p.wake)
 		unix.Close(p.epfd)
 		close(p.done)
 		return
@@ -138,9 +161,24 @@ func (p *parker) take(fd int32) *lingerConn {
 func (p *parker) loop() {
 	defer close(p.done)
 	events := make([]unix.EpollEvent, 256)
+	var n int
+	var werr error
+	// poll takes what is ready without waiting; Read waits for the set
+	// to become readable when nothing is.
+	poll := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), events, 0)
+		return n != 0 || werr != nil && werr != unix.EINTR
+	}
 	for {
-		n, err := unix.EpollWait(p.epfd, events, p.expire(time.Now()))
-		if err != nil && err != unix.EINTR {
+		n, werr = 0, nil
+		err := p.file.SetReadDeadline(p.expire(time.Now()))
+		if err == nil {
+			err = p.rc.Read(poll)
+		}
+		if err == nil {
+			err = werr
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			p.f.logf("idle connections: epoll_wait: %v", err)
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -153,7 +191,7 @@ func (p *parker) loop() {
 				p.mu.Unlock()
 				if shut {
 					unix.Close(p.wake)
-					unix.Close(p.epfd)
+					p.file.Close()
 					return
 				}
 				continue
@@ -166,15 +204,15 @@ func (p *parker) loop() {
 }
 
 // expire closes the parked connections whose keep-alive timeout passed
-// and returns the milliseconds until the next one is due (-1: none).
-func (p *parker) expire(now time.Time) int {
+// and returns when the next one is due (zero: none is parked).
+func (p *parker) expire(now time.Time) time.Time {
 	var expired []*lingerConn
-	wait := -1
+	var next time.Time
 	p.mu.Lock()
 	for len(p.due) > 0 {
 		c := p.due[0]
 		if c.idleUntil.After(now) {
-			wait = int((c.idleUntil.Sub(now) + time.Millisecond - 1) / time.Millisecond)
+			next = c.idleUntil
 			break
 		}
 		heap.Pop(&p.due)
@@ -187,7 +225,7 @@ func (p *parker) expire(now time.Time) int {
 		c.f.Stats.Parked.Add(-1)
 		go c.closeParked()
 	}
-	return wait
+	return next
 }
 
 // closeAll closes every parked connection and parks no more: the
