@@ -113,7 +113,8 @@ RUN OPTIONS
                               (default 250ms; 0 never parks; Linux).
     --batch-writes MODE       auto (default), on or off: send the responses
                               of one Go scheduler round together, from one
-                              goroutine. auto is on when GOMAXPROCS is 1.
+                              goroutine. auto: on when GOMAXPROCS is 1 at
+                              start-up.
     --log-format FORMAT       json (default) or text, for edgeproxy's own
                               log on stderr.
     --access-log DEST         One line per request: stdout (default), stderr,
