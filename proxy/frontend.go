@@ -398,7 +398,7 @@ func (c *lingerConn) SetReadDeadline(t time.Time) error {
 // at the socket: it bounds the delay of a request a pipelining client
 // sent before the response to its previous one went out, the first time
 // it does.
-const lookAfter = 10 * time.Millisecond
+const lookAfter = 100 * time.Millisecond
 
 // SetWriteDeadline is set for every response (fasthttp's WriteTimeout,
 // the client timeout): it moves only when the armed one is more than
