@@ -137,47 +137,6 @@ func TestBatchedResponsesToAStalledClient(t *testing.T) {
 	}
 }
 
-// TestBatchedRawIOZeroAllocs: batch mode keeps the client side of the hot
-// path free of allocations, the flusher's send included.
-func TestBatchedRawIOZeroAllocs(t *testing.T) {
-	srv, cli := tcpPair(t)
-	x := batchedRawIO(t, srv)
-	resp := bytes.Repeat([]byte("r"), 850)
-	req := []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			if _, err := io.ReadFull(cli, buf[:len(resp)]); err != nil {
-				return
-			}
-			if _, err := cli.Write(req); err != nil {
-				return
-			}
-		}
-	}()
-	_, _ = cli.Write(req)
-	one := make([]byte, 1)
-	rest := make([]byte, 4096)
-	cycle := func() {
-		if _, err := x.Read(one); err != nil {
-			t.Fatal(err)
-		}
-		if n, err := x.Read(rest); err != nil || n != len(req)-1 {
-			t.Fatalf("Read = %d, %v", n, err)
-		}
-		x.holdResponse()
-		if _, err := x.Write(resp); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cycle()
-	if a := testing.AllocsPerRun(200, cycle); a != 0 {
-		t.Fatalf("%.1f allocations per request, want 0", a)
-	}
-}
-
 // Through a frontend in batch mode: concurrent keep-alive clients and a
 // pipelining one each get their own responses, in order.
 func TestBatchWritesFrontend(t *testing.T) {

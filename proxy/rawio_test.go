@@ -272,11 +272,21 @@ func TestRawIOPlainAllowsConcurrentUse(t *testing.T) {
 }
 
 // TestRawIOZeroAllocs guards the client side of the hot path: holding a
-// response, sending it with the read of the next request and reading that
-// request through the stash allocate nothing.
+// response, sending it with the read of the next request (or from the
+// flusher, in batch mode) and reading that request through the stash
+// allocate nothing.
 func TestRawIOZeroAllocs(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprint("batch=", batch), func(t *testing.T) { rawIOZeroAllocs(t, batch) })
+	}
+}
+
+func rawIOZeroAllocs(t *testing.T, batch bool) {
 	srv, cli := tcpPair(t)
 	x := clientRawIO(t, srv)
+	if batch {
+		x.batch = batchFlusher()
+	}
 	resp := bytes.Repeat([]byte("r"), 850)
 	req := []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	stop := make(chan struct{})
