@@ -19,33 +19,6 @@ func batchedRawIO(t testing.TB, c *net.TCPConn) *rawIO {
 	return x
 }
 
-func TestBatchedHeldResponseGoesOutFromTheFlusher(t *testing.T) {
-	srv, cli := tcpPair(t)
-	x := batchedRawIO(t, srv)
-	x.holdResponse()
-	if n, err := x.Write([]byte("response 1")); n != 10 || err != nil {
-		t.Fatalf("Write = %d, %v", n, err)
-	}
-	if got := receivedWithin(cli, 50*time.Millisecond); len(got) != 0 {
-		t.Fatalf("held response sent before the next read: %q", got)
-	}
-	done := make(chan []byte)
-	go func() {
-		got := receivedWithin(cli, 5*time.Second)
-		_, _ = cli.Write([]byte("GET /next HTTP/1.1\r\n\r\n"))
-		done <- got
-	}()
-	_ = srv.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 100)
-	n, err := x.Read(buf)
-	if got := <-done; string(got) != "response 1" {
-		t.Fatalf("client got %q", got)
-	}
-	if err != nil || string(buf[:n]) != "GET /next HTTP/1.1\r\n\r\n" {
-		t.Fatalf("Read = %q, %v", buf[:n], err)
-	}
-}
-
 // smallWindowPair is tcpPair with a small receive buffer on the client
 // and a small send buffer on the server, so that the client, by not
 // reading, soon stops the server's writes.

@@ -58,9 +58,19 @@ func receivedWithin(c net.Conn, d time.Duration) []byte {
 	return buf[:n]
 }
 
+// In batch mode the flusher sends the held response once the read began.
 func TestRawIOHeldResponseGoesOutWithTheNextRead(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprint("batch=", batch), func(t *testing.T) { heldResponseGoesOutWithTheNextRead(t, batch) })
+	}
+}
+
+func heldResponseGoesOutWithTheNextRead(t *testing.T, batch bool) {
 	srv, cli := tcpPair(t)
 	x := clientRawIO(t, srv)
+	if batch {
+		x.batch = batchFlusher()
+	}
 
 	x.holdResponse()
 	if n, err := x.Write([]byte("response 1")); n != 10 || err != nil {
