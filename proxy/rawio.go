@@ -114,36 +114,6 @@ var (
 	stashBufs = bufPool{size: stashSize}
 )
 
-// bufPool lends buffers of one size from a small array of slots taken and
-// returned with compare-and-swap, as connPool does: no lock, and unlike
-// sync.Pool it allocates nothing once warm, race detector or not. A buffer
-// is lent only between a write and the next read, or a read and the next,
-// so few are out at once; when the slots run dry a new buffer is made,
-// and when they are full a returned one is left to the collector.
-type bufPool struct {
-	size  int
-	slots [64]atomic.Pointer[[]byte]
-}
-
-func (p *bufPool) Get() *[]byte {
-	for i := range p.slots {
-		if b := p.slots[i].Load(); b != nil && p.slots[i].CompareAndSwap(b, nil) {
-			return b
-		}
-	}
-	b := make([]byte, p.size)
-	return &b
-}
-
-func (p *bufPool) Put(b *[]byte) {
-	*b = (*b)[:cap(*b)]
-	for i := range p.slots {
-		if p.slots[i].Load() == nil && p.slots[i].CompareAndSwap(nil, b) {
-			return
-		}
-	}
-}
-
 // newRawIO returns a rawIO for c, or nil when c is not a socket that
 // offers raw access.
 func newRawIO(c net.Conn) *rawIO {
