@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 
@@ -43,7 +44,15 @@ func statusFor(err error) int {
 }
 
 // isTimeout reports whether err is, or wraps, a network timeout.
+// A deadline that passed and the end of input, the common cases, are told
+// without the allocation errors.As makes.
 func isTimeout(err error) bool {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return true
+	case err == io.EOF:
+		return false
+	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
