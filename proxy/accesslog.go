@@ -14,10 +14,11 @@ import (
 // line is made where its response is final: when the handler returns, or,
 // for a streamed body, when fasthttp closes the stream after sending it; an
 // upgraded tunnel's when both directions have ended. The clock is fasthttp's
-// request time (ctx.Time(), read before the handler runs); the request path
-// reads it again only when a server connection is ready (a time the
-// forwarding code reads anyway), when the response head has arrived and at
-// the end.
+// request time (ctx.Time(), read as the handler starts: the server runs
+// with LazyRequestTime, so that no clock is read for it with logging off);
+// the request path reads it again only when a server connection is ready (a
+// time the forwarding code reads anyway), when the response head has
+// arrived and at the end.
 
 // requestLog collects, on the handler's stack, what a request's line needs
 // beyond what ctx holds. With logging off it stays inert: the request path

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -162,4 +163,81 @@ func BenchmarkDeadline(b *testing.B) {
 			}
 		}
 	})
+}
+
+// busyThenStall sends n requests back to back on one connection, as a
+// busy client does (the proxy then keeps the read deadline it armed for
+// the first of them), and then, after pause, sends stall, and returns when
+// it did.
+func busyThenStall(t *testing.T, addr string, n int, pause time.Duration, stall string) *rawConn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	for i := range n {
+		c.send(get("a", "/"))
+		if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+	time.Sleep(pause)
+	if stall != "" {
+		c.send(stall)
+	}
+	return c
+}
+
+// TestRequestTimeoutAfterKeptReadDeadlines: the read deadlines a busy
+// connection keeps instead of moving (see lingerConn.SetReadDeadline)
+// neither cut a request head short nor let it take longer than timeout
+// http-request: a head that stops halfway gets its 408 when the request
+// timeout has passed since the head began, whether parking and the look
+// at the socket are on or off.
+func TestRequestTimeoutAfterKeptReadDeadlines(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {})
+	be := backendOf(t, BackendOptions{}, b.addr())
+	for _, park := range []time.Duration{-1, 0} {
+		for _, pause := range []time.Duration{0, 150 * time.Millisecond} {
+			t.Run(fmt.Sprintf("park=%v/pause=%v", park >= 0, pause), func(t *testing.T) {
+				_, addr := startFrontend(t, FrontendConfig{Default: be, ParkIdleAfter: park,
+					Timeouts: Timeouts{HTTPRequest: timeout, KeepAlive: 5 * time.Second}})
+				c := busyThenStall(t, addr, 30, pause, "GET / HTTP/1.1\r\nHost: a\r\n")
+				start := time.Now()
+				_ = c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				resp, err := http.ReadResponse(c.br, nil)
+				took := time.Since(start)
+				if err != nil {
+					t.Fatalf("no answer to a stalled head after %v: %v", took, err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusRequestTimeout {
+					t.Fatalf("stalled head answered %d, want 408", resp.StatusCode)
+				}
+				if took < timeout-20*time.Millisecond || took > timeout+600*time.Millisecond {
+					t.Fatalf("stalled head answered after %v, timeout http-request %v", took, timeout)
+				}
+			})
+		}
+	}
+}
+
+// TestKeepAliveTimeoutAfterKeptReadDeadlines: a connection that was busy
+// and then goes idle is closed when the keep-alive timeout has passed since
+// its last response, not before, with parking on or off.
+func TestKeepAliveTimeoutAfterKeptReadDeadlines(t *testing.T) {
+	const keepAlive = 500 * time.Millisecond
+	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {})
+	be := backendOf(t, BackendOptions{}, b.addr())
+	for _, park := range []time.Duration{-1, 0} {
+		t.Run(fmt.Sprintf("park=%v", park >= 0), func(t *testing.T) {
+			_, addr := startFrontend(t, FrontendConfig{Default: be, ParkIdleAfter: park,
+				Timeouts: Timeouts{KeepAlive: keepAlive}})
+			c := busyThenStall(t, addr, 30, 0, "")
+			start := time.Now()
+			c.expectEOF()
+			took := time.Since(start)
+			if took < keepAlive-20*time.Millisecond || took > keepAlive+600*time.Millisecond {
+				t.Fatalf("idle connection closed after %v, keep-alive timeout %v", took, keepAlive)
+			}
+		})
+	}
 }

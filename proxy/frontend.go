@@ -166,10 +166,12 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 		maxHead = DefaultMaxHeaderSize
 	}
 	f.server = &fasthttp.Server{
-		Handler:                       f.handle,
-		ErrorHandler:                  f.parseError,
-		NoDefaultServerHeader:         true,
-		NoDefaultDate:                 true,
+		Handler:               f.handle,
+		ErrorHandler:          f.parseError,
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+		// The request time is read only when asked for (the access log).
+		LazyRequestTime:               true,
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: true,
 		DisablePreParseMultipartForm:  true,
@@ -328,6 +330,11 @@ type lingerConn struct {
 	// wdl is the write deadline, pushed out lazily by wslack.
 	wdl    lazyDeadline
 	wslack time.Duration
+	// The read deadline, owned by the serving goroutine while writes are
+	// held (see SetReadDeadline): rarmed is the one set on the socket
+	// (unix nanoseconds, 0: none), rwant the later one the reads are
+	// under when the socket's was kept (0: the socket's).
+	rarmed, rwant int64
 }
 
 // errParked ends fasthttp's wait for the next request on a connection
@@ -342,13 +349,26 @@ func (c *lingerConn) Read(p []byte) (int, error) {
 	}
 	c.responded = false
 	n, err := c.raw.Read(p)
+	for c.rwant != 0 && n == 0 && err != nil && isTimeout(err) {
+		// The deadline kept on the socket came before the one the read is
+		// under: set that one and read on.
+		want := c.rwant
+		if time.Now().UnixNano() >= want {
+			c.rwant = 0
+			break
+		}
+		if err := c.armRead(want); err != nil {
+			return 0, err
+		}
+		n, err = c.raw.Read(p)
+	}
 	if c.looking {
 		c.looking = false
 		if n == 0 && err != nil && isTimeout(err) {
 			// No request yet: look at the socket once, in case one came
 			// before the response went out (see rawIO.lookOnce), then
 			// wait out the rest.
-			if err := c.TCPConn.SetReadDeadline(c.waitUntil); err != nil {
+			if err := c.armRead(c.waitUntil.UnixNano()); err != nil {
 				return 0, err
 			}
 			c.raw.lookOnce = true
@@ -374,10 +394,24 @@ func (c *lingerConn) Read(p []byte) (int, error) {
 // the socket first, and would not see one a pipelining client sent
 // before (see rawIO.lookOnce). A client that sends its next request
 // within lookAfter, as busy ones do, never needs the look.
+//
+// fasthttp sets two read deadlines per request, the keep-alive wait's and
+// then, at the request's first byte, the request's (timeout
+// http-request); each set moves a runtime timer. While writes are held
+// (fasthttp's serving loop, whose reads all come through Read), a
+// deadline already on the socket that comes no later than the one asked
+// for is kept when it is not much earlier (the request's deadline, seconds
+// away, keeps the wait's, and the next wait keeps the last one's while it
+// is less than half a wait old): Read then sets the one asked for if the
+// kept one passes first. A busy connection so moves its timer about twice
+// per lookAfter instead of twice per request.
 func (c *lingerConn) SetReadDeadline(t time.Time) error {
 	c.parkable, c.looking = false, false
-	if !c.responded || c.raw == nil || !c.raw.deferWrites || t.IsZero() {
-		return c.TCPConn.SetReadDeadline(t)
+	if c.raw == nil || !c.raw.deferWrites || t.IsZero() {
+		return c.setReadDeadline(t)
+	}
+	if !c.responded {
+		return c.lazyRead(t.UnixNano(), 0)
 	}
 	now := time.Now()
 	wait := t
@@ -391,7 +425,50 @@ func (c *lingerConn) SetReadDeadline(t time.Time) error {
 		c.looking, c.waitUntil = true, wait
 		wait = at
 	}
-	return c.TCPConn.SetReadDeadline(wait)
+	w := wait.UnixNano()
+	return c.lazyRead(w, w-wait.Sub(now).Nanoseconds()/2)
+}
+
+// lazyRead makes reads end at want, keeping the socket's deadline when it
+// comes no later and no earlier than early.
+func (c *lingerConn) lazyRead(want, early int64) error {
+	if a := c.rarmed; a != 0 && a <= want && a >= early {
+		c.rwant = want
+		if a == want {
+			c.rwant = 0
+		}
+		return nil
+	}
+	return c.armRead(want)
+}
+
+// armRead sets the socket's read deadline to at (unix nanoseconds).
+func (c *lingerConn) armRead(at int64) error {
+	c.rarmed, c.rwant = at, 0
+	return c.TCPConn.SetReadDeadline(time.Unix(0, at))
+}
+
+// setReadDeadline sets the socket's read deadline to t, exactly.
+func (c *lingerConn) setReadDeadline(t time.Time) error {
+	c.readDeadlineIs(t)
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+// readDeadlineIs records that the socket's read deadline is set to t.
+func (c *lingerConn) readDeadlineIs(t time.Time) {
+	c.rarmed, c.rwant = 0, 0
+	if !t.IsZero() {
+		c.rarmed = t.UnixNano()
+	}
+}
+
+// exactRead sets on the socket the read deadline the reads are under, for
+// reads that do not come through Read.
+func (c *lingerConn) exactRead() error {
+	if c.rwant == 0 {
+		return nil
+	}
+	return c.armRead(c.rwant)
 }
 
 // lookAfter is how long the wait for a next request goes before one look
@@ -416,13 +493,14 @@ func (c *lingerConn) SetWriteDeadline(t time.Time) error {
 
 func (c *lingerConn) SetDeadline(t time.Time) error {
 	c.wdl.forget()
+	c.readDeadlineIs(t)
 	return c.TCPConn.SetDeadline(t)
 }
 
 // resume hands a parked connection whose next request arrived back to
 // the server.
 func (c *lingerConn) resume() {
-	_ = c.TCPConn.SetReadDeadline(time.Time{})
+	_ = c.setReadDeadline(time.Time{})
 	c.resumed.Add(1)
 	err := c.f.server.ServeConn(c.outer)
 	if errors.Is(err, fasthttp.ErrConcurrencyLimit) {
@@ -449,6 +527,9 @@ func (c *lingerConn) ReadFrom(r io.Reader) (int64, error) {
 }
 
 func (c *lingerConn) WriteTo(w io.Writer) (int64, error) {
+	if err := c.exactRead(); err != nil {
+		return 0, err
+	}
 	var n int64
 	if c.raw != nil && c.raw.stash != nil {
 		var buf [stashSize]byte
@@ -513,6 +594,9 @@ func (c *lingerConn) holdResponse() {
 func (c *lingerConn) endHeldWrites() error {
 	if c.raw == nil {
 		return nil
+	}
+	if err := c.exactRead(); err != nil {
+		return err
 	}
 	return c.raw.plain()
 }
