@@ -182,7 +182,7 @@ func (x *rawIO) doRead(fd uintptr) bool {
 	looked := x.lookOnce
 	x.lookOnce = false
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
 		switch e {
 		case 0:
 			x.rn = int(n)
@@ -233,9 +233,16 @@ func (x *rawIO) doWrite(fd uintptr) bool {
 }
 
 // rawWrite writes what the socket takes of p without blocking.
+//
+// Sockets are read with recvfrom and written with sendto, as HAProxy
+// does, rather than read and write, which reach the socket through the
+// file layer (the file position lock and the read/write hooks): less
+// kernel time per call. MSG_NOSIGNAL makes a write to a closed
+// connection fail with EPIPE without raising SIGPIPE for the runtime to
+// swallow.
 func rawWrite(fd uintptr, p []byte) (int, error) {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), msgNoSignal, 0, 0)
 		switch e {
 		case 0:
 			return int(n), nil

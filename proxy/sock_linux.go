@@ -18,3 +18,7 @@ func unreadInput(rc syscall.RawConn) (n int, ok bool) {
 	})
 	return n, ok && err == nil
 }
+
+// msgNoSignal is sendto's flag that makes a write to a closed connection
+// fail with EPIPE without raising SIGPIPE.
+const msgNoSignal = syscall.MSG_NOSIGNAL
