@@ -2,42 +2,44 @@ package proxy
 
 import "sync/atomic"
 
-// bufPoolSlots is how many buffers a bufPool keeps. A held response is out
-// from its write to the next read (with batched writes, to the flusher's
-// next round), so a busy proxy has about one out per active connection at
-// once: a few hundred in a closed-loop benchmark. Beyond this many, the
-// buffers returned are left to the collector.
+// bufPoolSlots is how many values a lifoPool keeps. A held response's
+// buffer is out from its write to the next read (with batched writes, to
+// the flusher's next round), a backend connection's read buffer from the
+// request to the end of the response, so a busy proxy has about one of
+// each out per active connection at once: a few hundred in a closed-loop
+// benchmark. Beyond this many, the values returned are left to the
+// collector.
 const bufPoolSlots = 1024
 
-// bufPool lends buffers of one size, last returned first lent (the one
-// most likely still in cache), without a lock and, once warm, without
-// allocating, race detector or not (sync.Pool drops buffers at random
-// under the race detector and at every collection). Get and Put cost
-// a few compare-and-swaps whatever the number of buffers out.
+// lifoPool lends values, last returned first lent (the one most likely
+// still in cache), without a lock and, once warm, without allocating, race
+// detector or not (sync.Pool drops values at random under the race
+// detector and at every collection). get and put cost a few
+// compare-and-swaps whatever the number of values out.
 //
-// The buffers sit in numbered slots. Two lock-free stacks of slot numbers
-// say which slots hold a buffer (full) and which are empty (free); slot
-// numbers are handed out once, the first time a buffer needs one.
-type bufPool struct {
-	size  int
+// The values sit in numbered slots. Two lock-free stacks of slot numbers
+// say which slots hold a value (full) and which are empty (free); slot
+// numbers are handed out once, the first time a value needs one.
+type lifoPool[T any] struct {
 	full  slotStack
 	free  slotStack
 	made  atomic.Uint32 // slots numbered so far
-	slots [bufPoolSlots]atomic.Pointer[[]byte]
+	slots [bufPoolSlots]atomic.Pointer[T]
 }
 
-func (p *bufPool) Get() *[]byte {
-	if i, ok := p.full.pop(); ok {
-		b := p.slots[i].Swap(nil)
-		p.free.push(i)
-		return b
+// get returns the value returned last, or nil when the pool is empty.
+func (p *lifoPool[T]) get() *T {
+	i, ok := p.full.pop()
+	if !ok {
+		return nil
 	}
-	b := make([]byte, p.size)
-	return &b
+	v := p.slots[i].Swap(nil)
+	p.free.push(i)
+	return v
 }
 
-func (p *bufPool) Put(b *[]byte) {
-	*b = (*b)[:cap(*b)]
+// put keeps v for the next get, or drops it when all slots are full.
+func (p *lifoPool[T]) put(v *T) {
 	i, ok := p.free.pop()
 	if !ok {
 		if p.made.Load() >= bufPoolSlots {
@@ -47,8 +49,27 @@ func (p *bufPool) Put(b *[]byte) {
 			return
 		}
 	}
-	p.slots[i].Store(b)
+	p.slots[i].Store(v)
 	p.full.push(i)
+}
+
+// bufPool lends byte buffers of one size.
+type bufPool struct {
+	size int
+	lifo lifoPool[[]byte]
+}
+
+func (p *bufPool) Get() *[]byte {
+	if b := p.lifo.get(); b != nil {
+		return b
+	}
+	b := make([]byte, p.size)
+	return &b
+}
+
+func (p *bufPool) Put(b *[]byte) {
+	*b = (*b)[:cap(*b)]
+	p.lifo.put(b)
 }
 
 // slotStack is a Treiber stack of slot numbers below bufPoolSlots. The

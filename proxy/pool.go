@@ -14,12 +14,20 @@ import (
 // bounds the size of a response head, as HAProxy's 16 KiB tune.bufsize does.
 const backendReadBuffer = 16 << 10
 
+// backendReaders lends the read buffers of backend connections: one is
+// attached to a connection while a request uses it and goes back when the
+// connection is parked with nothing buffered. A parked connection holds no
+// buffer, and the buffer a response lands in is the one the last response
+// went through, still in cache, not one of as many as there are
+// connections.
+var backendReaders lifoPool[bufio.Reader]
+
 // bconn is one connection to a backend server, owned by exactly one request
 // at a time or parked in its server's pool.
 type bconn struct {
 	conn   net.Conn
-	raw    *rawIO // nil when conn offers no raw access
-	br     *bufio.Reader
+	raw    *rawIO        // nil when conn offers no raw access
+	br     *bufio.Reader // nil while parked
 	wbuf   []byte
 	srv    *Server
 	idleAt atomic.Int64 // unix nanoseconds it was parked
@@ -55,6 +63,29 @@ func (c *bconn) setWriteDeadline(t time.Time) {
 	_ = c.conn.SetWriteDeadline(t)
 }
 
+// attachReader gives the connection a read buffer.
+func (c *bconn) attachReader() {
+	var src io.Reader = c.conn
+	if c.raw != nil {
+		src = c.raw
+	}
+	if c.br = backendReaders.get(); c.br != nil {
+		c.br.Reset(src)
+	} else {
+		c.br = bufio.NewReaderSize(src, backendReadBuffer)
+	}
+}
+
+// detachReader returns the connection's read buffer, which holds nothing.
+func (c *bconn) detachReader() {
+	br := c.br
+	c.br = nil
+	br.Reset(nil)
+	backendReaders.put(br)
+}
+
+// close closes the connection. A read buffer still attached is left to the
+// collector: a streamed body may still hold it.
 func (c *bconn) close() {
 	_ = c.conn.Close()
 }
@@ -123,6 +154,7 @@ func (s *Server) IdleConns() int { return s.pool.idle() }
 func (s *Server) acquire(d *net.Dialer) (c *bconn, reused bool, err error) {
 	if c = s.pool.get(); c != nil {
 		s.Stats.ReusedConns.Add(1)
+		c.attachReader()
 		return c, true, nil
 	}
 	conn, err := d.DialContext(context.Background(), "tcp", s.Addr)
@@ -131,11 +163,7 @@ func (s *Server) acquire(d *net.Dialer) (c *bconn, reused bool, err error) {
 	}
 	s.Stats.NewConns.Add(1)
 	c = &bconn{conn: conn, raw: newRawIO(conn), srv: s}
-	if c.raw != nil {
-		c.br = bufio.NewReaderSize(c.raw, backendReadBuffer)
-	} else {
-		c.br = bufio.NewReaderSize(conn, backendReadBuffer)
-	}
+	c.attachReader()
 	c.body.c = c
 	return c, false, nil
 }
@@ -170,7 +198,14 @@ func (s *Server) release(c *bconn, reusable bool) {
 	c.uses++
 	// Bytes past the end of the response are not an answer to anything:
 	// the connection's framing is lost.
-	if !reusable || c.br.Buffered() > 0 || s.retired.Load() || !s.pool.put(c, time.Now().UnixNano()) {
+	if !reusable || c.br.Buffered() > 0 || s.retired.Load() {
+		c.close()
+		return
+	}
+	// The buffer goes back before the connection does: once pooled, the
+	// connection is another request's.
+	c.detachReader()
+	if !s.pool.put(c, time.Now().UnixNano()) {
 		c.close()
 		return
 	}
