@@ -166,12 +166,10 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 		maxHead = DefaultMaxHeaderSize
 	}
 	f.server = &fasthttp.Server{
-		Handler:               f.handle,
-		ErrorHandler:          f.parseError,
-		NoDefaultServerHeader: true,
-		NoDefaultDate:         true,
-		// The request time is read only when asked for (the access log).
-		LazyRequestTime:               true,
+		Handler:                       f.handle,
+		ErrorHandler:                  f.parseError,
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true,
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: true,
 		DisablePreParseMultipartForm:  true,
@@ -209,6 +207,8 @@ func NewFrontend(cfg FrontendConfig) (*Frontend, error) {
 		// Workers whose connection was parked should not keep their
 		// stacks long.
 		MaxIdleWorkerDuration: 2 * time.Second,
+		// The request time is read only when asked for (the access log).
+		LazyRequestTime: true,
 	}
 	return f, nil
 }
