@@ -44,10 +44,7 @@ func threadsWaitingOn(t *testing.T, epfd int) int {
 // monitor took it back, stalling every connection with GOMAXPROCS=1.
 func TestParkerBlocksNoThread(t *testing.T) {
 	f, addr := parkingFrontend(t, 10*time.Second)
-	c := dialRaw(t, addr)
-	c.send(get("a", "/"))
-	c.response("GET")
-	waitFor(t, 2*time.Second, "connection not parked", func() bool { return f.Stats.Parked.Load() == 1 })
+	c := parkOne(t, f, addr)
 	if f.parker.epfd <= 0 {
 		t.Fatal("parker has no epoll set")
 	}

@@ -23,6 +23,17 @@ func parkingFrontend(t *testing.T, keepAlive time.Duration) (*Frontend, string) 
 	})
 }
 
+// parkOne opens a connection to addr, makes one request on it and returns
+// once f has parked it.
+func parkOne(t *testing.T, f *Frontend, addr string) *rawConn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	c.send(get("a", "/"))
+	c.response("GET")
+	waitFor(t, 2*time.Second, "connection not parked", func() bool { return f.Stats.Parked.Load() == 1 })
+	return c
+}
+
 func TestParkedConnectionServesItsNextRequest(t *testing.T) {
 	f, addr := parkingFrontend(t, 10*time.Second)
 	c := dialRaw(t, addr)
@@ -51,10 +62,7 @@ func TestParkedConnectionServesItsNextRequest(t *testing.T) {
 
 func TestParkedConnectionKeepAliveTimeout(t *testing.T) {
 	f, addr := parkingFrontend(t, 300*time.Millisecond)
-	c := dialRaw(t, addr)
-	c.send(get("a", "/"))
-	c.response("GET")
-	waitFor(t, 2*time.Second, "connection not parked", func() bool { return f.Stats.Parked.Load() == 1 })
+	c := parkOne(t, f, addr)
 	start := time.Now()
 	c.expectEOF()
 	// The parker closes it at its keep-alive deadline.
@@ -79,10 +87,7 @@ func TestShutdownClosesParkedConnections(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); f.Serve(ln) }()
-	c := dialRaw(t, ln.Addr().String())
-	c.send(get("a", "/"))
-	c.response("GET")
-	waitFor(t, 2*time.Second, "connection not parked", func() bool { return f.Stats.Parked.Load() == 1 })
+	c := parkOne(t, f, ln.Addr().String())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := f.Shutdown(ctx); err != nil {
