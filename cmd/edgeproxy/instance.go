@@ -350,7 +350,7 @@ func (in *instance) addFrontend(fc *config.Frontend) error {
 	}
 	port := int(*fc.BindPort)
 	addr := net.JoinHostPort(fc.BindAddress, strconv.Itoa(port))
-	ln, err := net.Listen("tcp", addr)
+	ln, err := proxy.Listen(addr)
 	if err != nil {
 		return fmt.Errorf("frontend %q: %w", fc.Name, err)
 	}
