@@ -53,6 +53,17 @@ func (p *lifoPool[T]) put(v *T) {
 	p.full.push(i)
 }
 
+// drain drops every value the pool keeps, leaving them to the collector,
+// and returns how many there were. Values out are kept again as they come
+// back.
+func (p *lifoPool[T]) drain() int {
+	n := 0
+	for p.get() != nil {
+		n++
+	}
+	return n
+}
+
 // bufPool lends byte buffers of one size.
 type bufPool struct {
 	size int
