@@ -155,6 +155,17 @@ func addrsOf(bs []*customerBackend) []string {
 	return a
 }
 
+// runSeed runs the seed pool on loopback with the customer servers at
+// addrs and the extra run flags given; it returns the instance, the
+// frontend's address and the stats port.
+func runSeed(t *testing.T, addrs []string, flags ...string) (p *proc, addr string, statsPort int) {
+	t.Helper()
+	cfg, port, statsPort := seedWithAddresses(t, addrs)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	args := append([]string{"run", "--config", cfg, "--bind-address", "127.0.0.1"}, flags...)
+	return startProxy(t, addr, args...), addr, statsPort
+}
+
 func TestSeedReachesAllFourInTurn(t *testing.T) {
 	bs := startCustomers(t, 4, nil)
 	cfg, port, statsPort := seedWithAddresses(t, addrsOf(bs))

@@ -34,6 +34,7 @@ type runFlags struct {
 	debugAddress       string
 	maxHeaderSize      int
 	parkIdleAfter      time.Duration
+	trimMemoryAfter    time.Duration
 	batchWrites        string
 	accessLog          string
 	accessLogFormat    string
@@ -73,6 +74,7 @@ func newRunFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.debugAddress, "debug-address", "", "")
 	fs.IntVar(&f.maxHeaderSize, "max-header-size", proxy.DefaultMaxHeaderSize, "")
 	fs.DurationVar(&f.parkIdleAfter, "park-idle-after", proxy.DefaultParkIdleAfter, "")
+	fs.DurationVar(&f.trimMemoryAfter, "trim-memory-after", 30*time.Second, "")
 	fs.StringVar(&f.batchWrites, "batch-writes", "auto", "")
 	fs.StringVar(&f.accessLog, "access-log", "stdout", "")
 	fs.StringVar(&f.accessLogFormat, "access-log-format", "json", "")

@@ -398,6 +398,9 @@ func (in *instance) run(ctx context.Context) error {
 	if in.registrar != nil {
 		go in.registerWhenReady(srcCtx)
 	}
+	if every := in.flags.trimMemoryAfter; every > 0 {
+		go newMemoryTrimmer(every, in.activity, trimMemory(in.log)).run(srcCtx)
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-in.firstFrontendError():
@@ -410,6 +413,19 @@ func (in *instance) run(ctx context.Context) error {
 	}
 	in.log.Info("stopped")
 	return nil
+}
+
+// activity is the requests answered and the connections accepted and
+// closed so far, on every frontend.
+func (in *instance) activity() uint64 {
+	var n uint64
+	for _, lf := range in.frontends {
+		st := &lf.fe.Stats
+		accepted := st.Accepted.Load()
+		closed := accepted - uint64(max(st.Conns.Load(), 0))
+		n += st.Requests.Load() + accepted + closed
+	}
+	return n
 }
 
 // registerWhenReady tells the registrar to register once the instance is

@@ -27,19 +27,13 @@ func parkedConns(t *testing.T, statsPort int) float64 {
 // keep-alive connection is parked (and shown in /metrics), and its next
 // request is served as if nothing happened; with 0 nothing is parked.
 func TestParkIdleAfter(t *testing.T) {
-	backends := startCustomers(t, 2, nil)
-	var addrs []string
-	for _, b := range backends {
-		addrs = append(addrs, b.addr)
-	}
+	addrs := addrsOf(startCustomers(t, 2, nil))
 	for _, tc := range []struct {
 		flag string
 		want float64
 	}{{"50ms", 1}, {"0", 0}} {
 		t.Run(tc.flag, func(t *testing.T) {
-			cfg, port, statsPort := seedWithAddresses(t, addrs)
-			addr := fmt.Sprintf("127.0.0.1:%d", port)
-			startProxy(t, addr, "run", "--config", cfg, "--bind-address", "127.0.0.1", "--park-idle-after", tc.flag)
+			_, addr, statsPort := runSeed(t, addrs, "--park-idle-after", tc.flag)
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
