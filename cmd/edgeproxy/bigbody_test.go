@@ -66,9 +66,7 @@ func TestGigabyteBodiesStayUnder64MiB(t *testing.T) {
 			}
 		}
 	})
-	cfg, port, _ := seedWithAddresses(t, addrsOf(bs))
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p := startProxy(t, addr, "run", "--config", cfg, "--bind-address", "127.0.0.1")
+	p, addr, _ := runSeed(t, addrsOf(bs))
 	base := "http://" + addr
 
 	for _, path := range []string{"/download", "/chunked"} {

@@ -286,9 +286,7 @@ func TestConnectionCloseBothSidesNoReset(t *testing.T) {
 			io.WriteString(w, "ok")
 		}
 	})
-	cfg, port, _ := seedWithAddresses(t, addrsOf(bs))
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	startProxy(t, addr, "run", "--config", cfg, "--bind-address", "127.0.0.1", "--timeout-keep-alive", "300ms")
+	_, addr, _ := runSeed(t, addrsOf(bs), "--timeout-keep-alive", "300ms")
 
 	// Client says close: the response says close, then a FIN.
 	c, br := dialRaw(t, addr)
@@ -330,9 +328,7 @@ func TestWebSocketEcho(t *testing.T) {
 			io.Copy(conn, brw) // echo every byte until the client closes
 		}
 	})
-	cfg, port, _ := seedWithAddresses(t, addrsOf(bs))
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	startProxy(t, addr, "run", "--config", cfg, "--bind-address", "127.0.0.1")
+	_, addr, _ := runSeed(t, addrsOf(bs))
 	c, br := dialRaw(t, addr)
 	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	resp, err := http.ReadResponse(br, nil)
@@ -358,9 +354,7 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 			io.WriteString(w, "slow but complete")
 		}
 	})
-	cfg, port, _ := seedWithAddresses(t, addrsOf(bs))
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p := startProxy(t, addr, "run", "--config", cfg, "--bind-address", "127.0.0.1", "--grace-period", "5s")
+	p, addr, _ := runSeed(t, addrsOf(bs), "--grace-period", "5s")
 	c, br := dialRaw(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	time.Sleep(200 * time.Millisecond)
@@ -390,9 +384,7 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 func TestAddressByDNSName(t *testing.T) {
 	bs := startCustomers(t, 1, nil)
 	_, p, _ := net.SplitHostPort(bs[0].addr)
-	cfg, port, _ := seedWithAddresses(t, []string{net.JoinHostPort("localhost", p)})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	startProxy(t, addr, "run", "--config", cfg, "--bind-address", "127.0.0.1")
+	_, addr, _ := runSeed(t, []string{net.JoinHostPort("localhost", p)})
 	for i := range 4 {
 		resp, err := http.Get("http://" + addr + "/")
 		if err != nil {

@@ -367,9 +367,7 @@ func ms(d ...int) []time.Duration {
 // front of one relayBackend and returns its address.
 func startRelayedProxy(t *testing.T, keepAlive time.Duration) string {
 	bs := startCustomers(t, 1, relayBackend)
-	cfg, port, _ := seedWithAddresses(t, addrsOf(bs))
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	startProxy(t, addr, "run", "--config", cfg, "--bind-address", "127.0.0.1", "--timeout-keep-alive", keepAlive.String())
+	_, addr, _ := runSeed(t, addrsOf(bs), "--timeout-keep-alive", keepAlive.String())
 	return addr
 }
 
