@@ -399,7 +399,7 @@ func (in *instance) run(ctx context.Context) error {
 		go in.registerWhenReady(srcCtx)
 	}
 	if every := in.flags.trimMemoryAfter; every > 0 {
-		go newMemoryTrimmer(every, in.activity, trimMemory(in.log)).run(srcCtx)
+		go newMemoryTrimmer(every, in.activity, in.inFlight, trimMemory(in.log)).run(srcCtx)
 	}
 	select {
 	case <-ctx.Done():
@@ -424,6 +424,17 @@ func (in *instance) activity() uint64 {
 		accepted := st.Accepted.Load()
 		closed := accepted - uint64(max(st.Conns.Load(), 0))
 		n += st.Requests.Load() + accepted + closed
+	}
+	return n
+}
+
+// inFlight is the number of requests at the servers now.
+func (in *instance) inFlight() int64 {
+	var n int64
+	for _, b := range in.backends {
+		for _, srv := range b.Servers() {
+			n += srv.Stats.Active.Load()
+		}
 	}
 	return n
 }

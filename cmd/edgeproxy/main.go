@@ -114,9 +114,10 @@ RUN OPTIONS
     --trim-memory-after DURATION
                               The first interval this long with at most 100
                               requests, connections opened and closed a
-                              second, after a busier one, drops the buffer
-                              pools and gives free memory back to the
-                              system (default 30s; 0 never).
+                              second, after a busier one, and ending with
+                              no request in flight, drops the buffer pools
+                              and gives free memory back to the system
+                              (default 30s; 0 never).
     --batch-writes MODE       auto (default), on or off: send the responses
                               of one Go scheduler round together, from one
                               goroutine. auto: on when GOMAXPROCS is 1 at

@@ -22,17 +22,19 @@ const quietPerSecond = 100
 // makes (docs/architecture.md, "Memory after a busy spell"). The first
 // interval of `every` that is quiet after a busy one drops the pools and
 // returns free memory (one forced collection); a quiet instance is not
-// trimmed again until it has been busy again.
+// trimmed again until it has been busy again. An interval that ends with
+// requests in flight (a few large bodies streaming) is not quiet.
 type memoryTrimmer struct {
 	every    time.Duration
 	activity func() uint64 // requests answered, connections accepted and closed, so far
+	inFlight func() int64  // requests at the servers now
 	trim     func()
 	last     uint64
 	busy     bool // since the last trim; start-up counts as busy
 }
 
-func newMemoryTrimmer(every time.Duration, activity func() uint64, trim func()) *memoryTrimmer {
-	return &memoryTrimmer{every: every, activity: activity, trim: trim, last: activity(), busy: true}
+func newMemoryTrimmer(every time.Duration, activity func() uint64, inFlight func() int64, trim func()) *memoryTrimmer {
+	return &memoryTrimmer{every: every, activity: activity, inFlight: inFlight, trim: trim, last: activity(), busy: true}
 }
 
 // tick looks at the activity of the interval that just ended, trims if it
@@ -41,7 +43,7 @@ func (t *memoryTrimmer) tick() bool {
 	n := t.activity()
 	d := n - t.last
 	t.last = n
-	if float64(d) > quietPerSecond*t.every.Seconds() {
+	if float64(d) > quietPerSecond*t.every.Seconds() || t.inFlight() > 0 {
 		t.busy = true
 		return false
 	}

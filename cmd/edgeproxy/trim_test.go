@@ -7,30 +7,36 @@ import (
 )
 
 // TestMemoryTrimmerTrimsWhenQuietAfterBusy: a trim comes in the first quiet
-// interval after start-up or after a busy one, never while busy, and once
-// per quiet spell.
+// interval after start-up or after a busy one, never while busy or with
+// requests in flight, and once per quiet spell.
 func TestMemoryTrimmerTrimsWhenQuietAfterBusy(t *testing.T) {
 	var activity uint64
+	var inFlight int64
 	trims := 0
-	tr := newMemoryTrimmer(time.Second, func() uint64 { return activity }, func() { trims++ })
-	// Activity per one-second interval; quiet is at most 100.
+	tr := newMemoryTrimmer(time.Second, func() uint64 { return activity }, func() int64 { return inFlight }, func() { trims++ })
+	// Activity per one-second interval (quiet is at most 100) and the
+	// requests in flight as it ends.
 	for i, step := range []struct {
-		add  uint64
-		trim bool
+		add      uint64
+		inFlight int64
+		trim     bool
 	}{
-		{0, true},     // quiet after start-up
-		{0, false},    // still quiet: nothing new to give back
-		{5000, false}, // busy
-		{101, false},  // busy, just
-		{100, true},   // quiet, just
-		{40, false},   // quiet
-		{20000, false},
-		{0, true},
+		{0, 0, true},     // quiet after start-up
+		{0, 0, false},    // still quiet: nothing new to give back
+		{5000, 0, false}, // busy
+		{101, 0, false},  // busy, just
+		{100, 0, true},   // quiet, just
+		{40, 0, false},   // quiet
+		{20000, 0, false},
+		{0, 0, true},
+		{3, 2, false}, // a few large bodies streaming
+		{3, 0, true},
 	} {
 		activity += step.add
+		inFlight = step.inFlight
 		before := trims
 		if got := tr.tick(); got != step.trim || trims-before != btoi(step.trim) {
-			t.Fatalf("interval %d (+%d): tick = %v with %d trims, want %v", i, step.add, got, trims-before, step.trim)
+			t.Fatalf("interval %d (+%d, %d in flight): tick = %v with %d trims, want %v", i, step.add, step.inFlight, got, trims-before, step.trim)
 		}
 	}
 }
