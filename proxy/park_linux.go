@@ -223,7 +223,9 @@ func (p *parker) expire(now time.Time) time.Time {
 	for _, c := range expired {
 		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(c.parkedFd), nil)
 		c.f.Stats.Parked.Add(-1)
-		go c.closeParked()
+		if !c.closeExpired() {
+			go c.closeParked()
+		}
 	}
 	return next
 }

@@ -69,8 +69,34 @@ func TestParkedConnectionKeepAliveTimeout(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("parked connection closed %v after parking, keep-alive timeout 300ms", took)
 	}
-	c.c.Close() // ends the proxy's lingering read
 	waitFor(t, 2*time.Second, "expired connection still counted", func() bool {
+		return f.Stats.Conns.Load() == 0 && f.Stats.Parked.Load() == 0
+	})
+}
+
+// TestExpiredParkedConnectionsCloseWithoutLingering: a parked connection
+// whose keep-alive timeout passes, with nothing sent since, is closed
+// plainly (the client reads a clean EOF) and at once, without a lingering
+// read that waits for a client that never closes.
+func TestExpiredParkedConnectionsCloseWithoutLingering(t *testing.T) {
+	be := backendOf(t, BackendOptions{}, cannedBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	f, addr := startFrontend(t, FrontendConfig{
+		Default:       be,
+		ParkIdleAfter: 30 * time.Millisecond,
+		Timeouts:      Timeouts{KeepAlive: 300 * time.Millisecond},
+		Linger:        time.Minute,
+	})
+	var conns []*rawConn
+	for i := range 20 {
+		conns = append(conns, dialRaw(t, addr))
+		conns[i].send(get("a", "/"))
+		conns[i].response("GET")
+	}
+	waitFor(t, 2*time.Second, "connections not parked", func() bool { return f.Stats.Parked.Load() == 20 })
+	for _, c := range conns {
+		c.expectEOF() // and the clients do not close
+	}
+	waitFor(t, 2*time.Second, "expired connections still open (lingering?)", func() bool {
 		return f.Stats.Conns.Load() == 0 && f.Stats.Parked.Load() == 0
 	})
 }
