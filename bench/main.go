@@ -198,6 +198,9 @@ func main() {
 }
 
 func run(args []string) (code int) {
+	if len(args) > 0 && args[0] == "hold" {
+		return holdCmd(args[1:], os.Stdout, os.Stderr)
+	}
 	o, err := parseOptions(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
