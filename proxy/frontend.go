@@ -637,8 +637,8 @@ func (c *lingerConn) closeExpired() bool {
 	}
 	if c.closed.CompareAndSwap(false, true) {
 		_ = c.TCPConn.Close()
-		c.f.Stats.Conns.Add(-1)
 	}
+	c.f.Stats.Conns.Add(-1) // as closeParked: the server no longer counts it
 	return true
 }
 
