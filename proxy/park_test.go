@@ -83,8 +83,9 @@ func TestExpiredParkedConnectionsCloseWithoutLingering(t *testing.T) {
 	f, addr := startFrontend(t, FrontendConfig{
 		Default:       be,
 		ParkIdleAfter: 30 * time.Millisecond,
-		Timeouts:      Timeouts{KeepAlive: 300 * time.Millisecond},
-		Linger:        time.Minute,
+		// Long enough for all twenty to be parked at once on a slow machine.
+		Timeouts: Timeouts{KeepAlive: time.Second},
+		Linger:   time.Minute,
 	})
 	var conns []*rawConn
 	for i := range 20 {
