@@ -21,7 +21,7 @@ import (
 // runs after the goroutines already runnable, and then sends every
 // response queued meanwhile back to back, as HAProxy's event loop sends
 // what one poll produced. With more than one P an idle P would run it at
-// once, so batching pays only with one (bench/README.md has the numbers).
+// once, so batching pays only with one (docs/performance.md has the numbers).
 //
 // A held write is owned by whoever swaps it out of rawIO.held; sending
 // on a connection in batch mode additionally takes rawIO.sending, so
